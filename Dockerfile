@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The Pavilion API image: `docker build -t pavilion:0.1.0 .` (docker-compose.yml does this).
+#
+# The base is pinned by tag. To pin it by digest as well, resolve the tag on a machine that can
+# reach the registry and append the digest, keeping the tag for people to read:
+#   docker buildx imagetools inspect python:3.11.14-slim-bookworm   # prints "Digest: sha256:..."
+#   ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<that digest>
+# pyproject.toml allows Python 3.11 only (>=3.11,<3.12); keep the base on 3.11.x.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# Dependencies first, from pyproject.toml alone, so that a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt
+# Then the project itself. .dockerignore lets through only what the image needs.
+COPY . .
+# web/dist comes from the web client's build and may be absent (as may assets/, which git does
+# not keep while empty): the runtime stage copies both from here, so make sure they exist.
+RUN pip install --no-deps . && mkdir -p web/dist assets
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# A fixed numeric id, so that orchestrators can check runAsNonRoot and volumes can be chowned.
+RUN groupadd --system --gid 10001 pavilion \
+ && useradd --system --uid 10001 --gid pavilion --home-dir /app --shell /usr/sbin/nologin pavilion
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+# Settings defaults are relative to the working directory: web/dist, assets, var.
+COPY --from=build /src/web/dist ./web/dist
+COPY --from=build /src/assets ./assets
+RUN mkdir -p var && chown pavilion:pavilion var
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+CMD ["python", "-m", "server", "serve", "--host", "0.0.0.0"]

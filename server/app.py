@@ -1,0 +1,98 @@
+"""The composition root: ``create_app(settings)`` wires adapters, routes and middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api import blobs as blob_routes
+from server.api.errors import install_error_handlers
+from server.api.limits import BodyLimitMiddleware
+from server.api.routes import auth, booths, expos, health, organisations, products, tours
+from server.api.schemas import ErrorResponse
+from server.db.session import build_engine, session_factory
+from server.settings import Settings
+from server.storage import build_blob_store
+
+logger = logging.getLogger(__name__)
+
+_ERRORS = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Bad request",
+        401: "No, expired or invalid token",
+        403: "The caller may not do this",
+        404: "Not found",
+        409: "Conflicts with existing data",
+        413: "Body too large",
+        422: "Invalid input",
+    }.items()
+}
+
+_FALLBACK_PAGE = """<!doctype html><meta charset="utf-8"><title>Pavilion</title>
+<h1>Pavilion</h1><p>The web client is not built (run <code>make web</code>).
+The API is at <a href="/docs">/docs</a>; the expos at <a href="/api/expos">/api/expos</a>.</p>"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = build_engine(settings.database)
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.blobs = build_blob_store(settings.blobs)
+    logger.info(
+        "pavilion ready: database=%s blobs=%s",
+        engine.url.render_as_string(hide_password=True),
+        settings.blobs.backend,
+    )
+    try:
+        yield
+    finally:
+        engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app for ``settings``; adapters are created in the lifespan."""
+    app = FastAPI(
+        title="Pavilion",
+        version="0.1.0",
+        summary="Cloud expo backend: halls, booths, products, guided tours",
+        lifespan=lifespan,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(health.router)
+    for module in (auth, organisations, expos, booths, products, tours):
+        app.include_router(module.router, prefix="/api")
+    if settings.blobs.backend == "local":
+        app.include_router(
+            blob_routes.router, prefix=settings.blobs.local_url_prefix, include_in_schema=False
+        )
+    _mount_web(app, settings)
+    return app
+
+
+def _mount_web(app: FastAPI, settings: Settings) -> None:
+    if (settings.web_dist / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=settings.web_dist, html=True), name="web")
+        return
+
+    @app.get("/", include_in_schema=False)
+    def fallback_page() -> HTMLResponse:
+        return HTMLResponse(_FALLBACK_PAGE)

@@ -1,0 +1,173 @@
+"""``python -m server``: serve, migrate, seed-demo, create-user.
+
+Exit codes: 0 success, 2 bad input (usage, invalid values), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from server.settings import DEV_SECRET, Settings
+
+logger = logging.getLogger("server")
+
+DEMO_PASSWORD = "pavilion-demo"  # noqa: S105 - the demo's documented password, refused in production
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Pavilion: the cloud expo server. Settings come from PAVILION_* environment "
+        "variables (see README); the defaults run the embedded mode: SQLite in var/, blobs in "
+        "var/blobs/, on http://127.0.0.1:8000.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the API and web client")
+    serve.add_argument("--host", help="interface to bind (default PAVILION_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PAVILION_PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    seed = commands.add_parser("seed-demo", help="create the demo expo if it does not exist")
+    seed.add_argument(
+        "--password",
+        help=f"password of the demo users (default {DEMO_PASSWORD!r}; required in production)",
+    )
+    user = commands.add_parser("create-user", help="create a user (reads the password from stdin)")
+    user.add_argument("email")
+    user.add_argument("--name", required=True, help="display name")
+    user.add_argument("--role", required=True, choices=["admin", "exhibitor", "guide", "visitor"])
+    user.add_argument("--organisation", help="organisation id (exhibitors)")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: invalid settings:\n{exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if (
+        settings.environment == "development"
+        and settings.auth.secret_key.get_secret_value() == DEV_SECRET
+    ):
+        logger.warning(
+            "using the development secret key: set PAVILION_AUTH__SECRET_KEY in production"
+        )
+    command = args.command.replace("-", "_")
+    result: int = globals()[f"_cmd_{command}"](settings, args)
+    return result
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    os.environ.setdefault("PAVILION_PORT", str(port))
+    uvicorn.run(
+        "server.asgi:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=False,
+        server_header=False,
+    )
+    return 0
+
+
+def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.db.migrate import upgrade
+    from server.db.session import build_engine
+
+    engine = build_engine(settings.database)
+    upgrade(engine)
+    engine.dispose()
+    logger.info("database is up to date")
+    return 0
+
+
+def _cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from server.db.session import build_engine, session_factory, transaction
+    from server.demo import seed_demo
+    from server.storage import build_blob_store
+
+    password = args.password or os.environ.get("PAVILION_DEMO_PASSWORD")
+    if password is None:
+        if settings.environment == "production":
+            print("error: --password is required in production", file=sys.stderr)  # noqa: T201
+            return 2
+        password = DEMO_PASSWORD
+    engine = build_engine(settings.database)
+    with transaction(session_factory(engine)) as session:
+        expo = seed_demo(session, build_blob_store(settings.blobs), password)
+        logger.info("demo expo: %s (%s)", expo.name, expo.id)
+    engine.dispose()
+    return 0
+
+
+def _cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from server.api.schemas import UserCreate
+    from server.auth import hash_password
+    from server.db.models import Organisation, Role, User
+    from server.db.session import build_engine, session_factory, transaction
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+    try:
+        organisation = uuid.UUID(args.organisation) if args.organisation else None
+        body = UserCreate(
+            email=args.email,
+            display_name=args.name,
+            password=password,
+            role=Role(args.role),
+            organisation_id=organisation,
+        )
+    except (ValueError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    engine = build_engine(settings.database)
+    with transaction(session_factory(engine)) as session:
+        if session.scalar(select(User.id).where(User.email == body.email)) is not None:
+            print(f"error: a user with the email {body.email} exists", file=sys.stderr)  # noqa: T201
+            return 2
+        if body.role is Role.exhibitor and (
+            organisation is None or session.get(Organisation, organisation) is None
+        ):
+            print("error: an exhibitor needs an existing --organisation", file=sys.stderr)  # noqa: T201
+            return 2
+        session.add(
+            User(
+                email=body.email,
+                display_name=body.display_name,
+                password_hash=hash_password(body.password),
+                role=body.role,
+                organisation_id=organisation,
+            )
+        )
+    engine.dispose()
+    logger.info("created %s user %s", body.role.value, body.email)
+    return 0
