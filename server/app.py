@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from server.api import blobs as blob_routes
 from server.api.errors import install_error_handlers
@@ -18,7 +19,7 @@ from server.api.routes import auth, booths, expos, health, organisations, produc
 from server.api.schemas import ErrorResponse
 from server.db.session import build_engine, session_factory
 from server.settings import Settings
-from server.storage import build_blob_store
+from server.storage import S3BlobStore, build_blob_store
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = build_engine(settings.database)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
-    app.state.blobs = build_blob_store(settings.blobs)
+    blobs = build_blob_store(settings.blobs)
+    if isinstance(blobs, S3BlobStore) and settings.blobs.s3_create_bucket:
+        await run_in_threadpool(blobs.ensure_bucket)
+        await run_in_threadpool(blobs.set_cors, settings.cors_origins)
+    app.state.blobs = blobs
     logger.info(
         "pavilion ready: database=%s blobs=%s",
         engine.url.render_as_string(hide_password=True),

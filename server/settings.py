@@ -39,6 +39,8 @@ class BlobSettings(BaseModel):
     public_base_url: str | None = None
     presign_get_seconds: int = Field(default=900, ge=1, le=900)
     presign_post_seconds: int = Field(default=300, ge=1, le=300)
+    # Create the bucket and set its CORS rules at startup (development; production has an init step).
+    s3_create_bucket: bool = False
 
 
 class AuthSettings(BaseModel):
@@ -72,6 +74,8 @@ class Settings(BaseSettings):
     web_dist: Path = Path("web/dist")
     cors_origins: list[str] = []
     seed_demo: bool = True
+    # Redis for cross-process pubsub and jobs at scale; None keeps them in-process (embedded).
+    redis_url: str | None = None
     database: DatabaseSettings = DatabaseSettings()
     blobs: BlobSettings = BlobSettings()
     auth: AuthSettings = AuthSettings()

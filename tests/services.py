@@ -22,10 +22,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import SecretStr
+
+from server.settings import BlobSettings
+from server.storage import S3BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -327,3 +333,27 @@ def _tail(path: Path, lines: int = 40) -> str:
     except OSError as exc:
         return f"(no log: {exc})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def s3_settings(service: S3Service, bucket: str | None = None, **changes: object) -> BlobSettings:
+    """Settings for ``service`` and a new, unique bucket name unless one is given."""
+    values: dict[str, object] = {
+        "backend": "s3",
+        "s3_endpoint_url": service.endpoint_url,
+        "s3_region": service.region,
+        "s3_bucket": bucket or f"pavilion-test-{uuid.uuid4().hex[:16]}",
+        "s3_access_key": service.access_key,
+        "s3_secret_key": SecretStr(service.secret_key),
+        **changes,
+    }
+    return BlobSettings.model_validate(values)
+
+
+def drop_bucket(store: S3BlobStore) -> None:
+    """Delete every object of the store's bucket, then the bucket."""
+    client = store.client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+        if keys:
+            client.delete_objects(Bucket=store.bucket, Delete={"Objects": keys, "Quiet": True})
+    client.delete_bucket(Bucket=store.bucket)

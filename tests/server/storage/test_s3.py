@@ -22,8 +22,7 @@ import pytest
 from server.errors import BlobNotFound, StorageUnavailable
 from server.settings import BlobSettings
 from server.storage import PresignedPost, S3BlobStore, build_blob_store
-from tests.server.storage.conftest import s3_settings
-from tests.services import S3Service, free_port
+from tests.services import S3Service, free_port, s3_settings
 
 pytestmark = pytest.mark.s3
 
