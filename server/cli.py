@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from server.settings import DEV_SECRET, Settings
 
@@ -51,17 +52,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(exc: ValidationError, *, env: bool = False) -> str:
+    """One line naming each invalid field, without the rejected values (they may be secrets).
+
+    With ``env`` the fields are named as the environment variables that set them.
+    """
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ")
+        location = [str(part) for part in error["loc"]]
+        if not location:
+            parts.append(message)
+            continue
+        if env and not location[0].upper().startswith("PAVILION_"):
+            name = "PAVILION_" + "__".join(location).upper()
+        else:
+            name = "__".join(location) if env else ".".join(location)
+        parts.append(f"{name}: {message}")
+    return "; ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        message = f"error: invalid settings: {_describe(exc, env=True)}"
+        print(message, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = settings.log_level.upper()
+    if not isinstance(logging.getLevelNamesMapping().get(level), int):
+        message = f"error: invalid settings: PAVILION_LOG_LEVEL: unknown level {level!r}"
+        print(message, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if (
         settings.environment == "development"
         and settings.auth.secret_key.get_secret_value() == DEV_SECRET
@@ -70,7 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             "using the development secret key: set PAVILION_AUTH__SECRET_KEY in production"
         )
     command = args.command.replace("-", "_")
-    result: int = globals()[f"_cmd_{command}"](settings, args)
+    try:
+        result: int = globals()[f"_cmd_{command}"](settings, args)
+    except OperationalError as exc:
+        # Process boundary: a database that is down or not migrated is an environment fault.
+        logger.debug("database error", exc_info=exc)
+        hint = "; run `python -m server migrate` first" if "no such table" in str(exc) else ""
+        print(
+            f"error: database: {str(exc.orig).strip().splitlines()[0]}{hint}",
+            file=sys.stderr,
+        )
+        return 1
+    except ProgrammingError as exc:
+        logger.debug("database error", exc_info=exc)
+        print(
+            "error: database: the schema is missing; run `python -m server migrate` first",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 
@@ -114,7 +155,7 @@ def _cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     password = args.password or os.environ.get("PAVILION_DEMO_PASSWORD")
     if password is None:
         if settings.environment == "production":
-            print("error: --password is required in production", file=sys.stderr)  # noqa: T201
+            print("error: --password is required in production", file=sys.stderr)
             return 2
         password = DEMO_PASSWORD
     engine = build_engine(settings.database)
@@ -146,18 +187,21 @@ def _cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
             role=Role(args.role),
             organisation_id=organisation,
         )
-    except (ValueError, ValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+    except ValidationError as exc:  # a subclass of ValueError: catch it first
+        print(f"error: {_describe(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: invalid --organisation: {exc}", file=sys.stderr)
         return 2
     engine = build_engine(settings.database)
     with transaction(session_factory(engine)) as session:
         if session.scalar(select(User.id).where(User.email == body.email)) is not None:
-            print(f"error: a user with the email {body.email} exists", file=sys.stderr)  # noqa: T201
+            print(f"error: a user with the email {body.email} exists", file=sys.stderr)
             return 2
         if body.role is Role.exhibitor and (
             organisation is None or session.get(Organisation, organisation) is None
         ):
-            print("error: an exhibitor needs an existing --organisation", file=sys.stderr)  # noqa: T201
+            print("error: an exhibitor needs an existing --organisation", file=sys.stderr)
             return 2
         session.add(
             User(

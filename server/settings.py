@@ -1,7 +1,6 @@
 """Settings, read from the environment with the prefix ``PAVILION_``.
 
-Nested groups use ``__`` as the delimiter: ``PAVILION_BLOBS__BACKEND=s3``. A few flat aliases
-that people type by hand are accepted too (``PAVILION_PORT``, ``PAVILION_DATABASE_URL``).
+Nested groups use ``__`` as the delimiter: ``PAVILION_BLOBS__BACKEND=s3``.
 Settings are built by :func:`get_settings` (cached) and passed to ``create_app``; nothing reads
 the environment at import time.
 """
@@ -12,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "pavilion-development-secret-change-me"  # noqa: S105 - refused outside development
@@ -66,9 +65,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
-    port: int = Field(
-        default=8000, ge=1, le=65535, validation_alias=AliasChoices("PAVILION_PORT", "port")
-    )
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     var_dir: Path = Path("var")
     web_dist: Path = Path("web/dist")

@@ -32,6 +32,8 @@ def build_engine(settings: DatabaseSettings) -> Engine:
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
         pool_timeout=10,
+        # A server that accepts but never answers fails the connection instead of hanging it.
+        connect_args={"connect_timeout": 5},
     )
 
 

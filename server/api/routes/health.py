@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from server.db.session import ping as ping_database
-from server.errors import ExpoError
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -21,22 +22,30 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# A dependency that accepts connections but never answers must not hold the probe: each check
+# gets this long, then counts as unavailable (its thread finishes or times out on its own).
+CHECK_SECONDS = 3.0
+
+
+async def _check(name: str, probe: Callable[[], object]) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(probe), timeout=CHECK_SECONDS)
+        return "ok"
+    except TimeoutError:
+        logger.warning("readiness: %s did not answer within %.0f s", name, CHECK_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure, it never raises
+        logger.warning("readiness: %s: %s", name, exc)
+    return "unavailable"
+
+
 @router.get("/ready", responses={503: {"description": "a dependency is down"}})
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database and the blob store answer."""
-    checks: dict[str, str] = {}
-    try:
-        await run_in_threadpool(ping_database, request.app.state.engine)
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure, it never raises
-        logger.warning("readiness: database: %s", exc)
-        checks["database"] = "unavailable"
-    try:
-        await run_in_threadpool(request.app.state.blobs.ping)
-        checks["blobs"] = "ok"
-    except (ExpoError, OSError) as exc:
-        logger.warning("readiness: blobs: %s", exc)
-        checks["blobs"] = "unavailable"
+    """Readiness: the database and the blob store answer (each within a few seconds)."""
+    engine, blobs = request.app.state.engine, request.app.state.blobs
+    database, blob_store = await asyncio.gather(
+        _check("database", lambda: ping_database(engine)), _check("blobs", blobs.ping)
+    )
+    checks = {"database": database, "blobs": blob_store}
     ok = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
