@@ -10,9 +10,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
+VALIDATOR_STAMP := pipeline/validator/node_modules/.installed
 export PAVILION_PORT ?= 8000
 
-.PHONY: help run test lint types imports pytest web fmt bench system clean
+.PHONY: help run test lint types imports pytest web validator fmt bench system clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,12 +33,19 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(VALIDATOR_STAMP): pipeline/validator/package.json pipeline/validator/package-lock.json
+	@$(MAKE) --no-print-directory system
+	npm ci --prefix pipeline/validator --no-audit --no-fund --loglevel=error
+	@touch $@
+
+validator: $(VALIDATOR_STAMP) ## install the Khronos glTF validator (npm gltf-validator)
+
 web/dist/index.html: $(WEB_STAMP) web/index.html web/vite.config.js $(wildcard web/src/*)
 	cd web && npx vite build --logLevel warn
 
 web: web/dist/index.html ## build the browser client
 
-run: $(PIP_STAMP) web ## serve the embedded default (SQLite, local blobs, demo expo) on 127.0.0.1:$PAVILION_PORT
+run: $(PIP_STAMP) web $(VALIDATOR_STAMP) ## serve the embedded default (SQLite, local blobs, demo expo) on 127.0.0.1:$PAVILION_PORT
 	$(PY) -m server migrate
 	$(PY) -m server seed-demo
 	$(PY) -m server serve
@@ -52,7 +60,7 @@ types: $(PIP_STAMP) ## mypy (strict on pipeline/, scenes/, server/tours/)
 imports: $(PIP_STAMP) ## import-linter: server -> scenes -> pipeline, pure pipeline and scenes
 	$(VENV)/bin/lint-imports
 
-pytest: $(PIP_STAMP) web ## the test suite (starts PostgreSQL and SeaweedFS on loopback when needed)
+pytest: $(PIP_STAMP) web $(VALIDATOR_STAMP) ## the test suite (starts PostgreSQL and SeaweedFS on loopback when needed)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint types imports pytest ## everything CI runs
@@ -65,4 +73,4 @@ bench: $(PIP_STAMP) ## benchmarks against reference tools (see docs/benchmarks.m
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"
 
 clean: ## remove the venv, node_modules, builds and var/
-	rm -rf $(VENV) web/node_modules web/dist var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) web/node_modules pipeline/validator/node_modules web/dist var .mypy_cache .ruff_cache .pytest_cache

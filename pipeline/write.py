@@ -1,0 +1,619 @@
+"""Write an :class:`~pipeline.model.Asset` as GLB bytes: plain, quantized, or meshopt-compressed.
+
+pygltflib is used only as the glTF data model and JSON serializer; the GLB container is packed
+here (glTF 2.0 §4.4) so that no pygltflib function ever resolves a URI or touches a file. The
+document is one mesh with one primitive per input primitive, one node and scene 0. Every
+attribute gets its own bufferView (non-interleaved), 4-byte aligned (§3.6.2.4), images follow
+the geometry in the same BIN chunk with their original bytes.
+
+Options (defaults mirror gltfpack/glTF-Transform):
+
+* ``quantize`` (``KHR_mesh_quantization``, required): vertex cache + fetch optimisation, then
+  positions as uint16 on a ``position_bits`` grid shared by all primitives, dequantized by the
+  node's uniform scale + translation (gltfpack's layout); normals int8 normalized; UVs uint16
+  normalized (plus ``KHR_texture_transform`` on the material's textures when its UVs leave
+  [0, 1]); colours uint8 normalized.
+* ``meshopt`` (``EXT_meshopt_compression``, required; needs ``quantize``): every geometry
+  bufferView is compressed into the GLB buffer (mode ATTRIBUTES for vertex streams, TRIANGLES
+  for indices; normals optionally with the OCTAHEDRAL filter). The parent bufferViews point at a
+  fallback buffer with no URI and ``extensions.EXT_meshopt_compression.fallback = true``.
+
+WebP textures use ``EXT_texture_webp`` with no ``texture.source`` fallback (the asset holds one
+encoding per texture), so the extension is *required*: three.js' GLTFLoader then throws "WebP
+required by asset but unsupported" on a browser without WebP instead of silently rendering
+untextured. The AR/compat variant must therefore carry no WebP (the textures step's job).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import meshoptimizer as mo  # type: ignore[import-untyped]
+import numpy as np
+import pygltflib as gl  # type: ignore[import-untyped]
+from numpy.typing import NDArray
+
+from pipeline.errors import MeshError, OutputError
+from pipeline.model import Asset, Material, Primitive, Texture
+
+logger = logging.getLogger(__name__)
+
+NAME: Final = "write"
+GENERATOR: Final = "Pavilion"
+
+KHR_MESH_QUANTIZATION: Final = "KHR_mesh_quantization"
+KHR_TEXTURE_TRANSFORM: Final = "KHR_texture_transform"
+EXT_MESHOPT_COMPRESSION: Final = "EXT_meshopt_compression"
+EXT_TEXTURE_WEBP: Final = "EXT_texture_webp"
+
+# glTF 2.0 §3.6.2.2 componentType / §3.6.3 bufferView.target / §3.8.4 sampler values.
+BYTE, UNSIGNED_BYTE, SHORT, UNSIGNED_SHORT, UNSIGNED_INT, FLOAT = 5120, 5121, 5122, 5123, 5125, 5126
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+LINEAR, LINEAR_MIPMAP_LINEAR, REPEAT = 9729, 9987, 10497
+
+GLB_MAGIC, GLB_VERSION = 0x46546C67, 2
+CHUNK_JSON, CHUNK_BIN = 0x4E4F534A, 0x004E4942
+ALIGN: Final = 4
+IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})
+
+Array = NDArray[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    """How to encode the geometry.
+
+    Attributes:
+        quantize: KHR_mesh_quantization (and vertex cache/fetch reordering). Default off.
+        meshopt: EXT_meshopt_compression on top of quantization. Default off.
+        position_bits: grid resolution for quantized positions, 1-16 (gltfpack default 14).
+        octahedral_normals: with meshopt, store normals with the OCTAHEDRAL filter (smaller).
+    """
+
+    quantize: bool = False
+    meshopt: bool = False
+    position_bits: int = 14
+    octahedral_normals: bool = True
+
+    def __post_init__(self) -> None:
+        if self.meshopt and not self.quantize:
+            raise ValueError("meshopt compression needs quantize=True (EXT_meshopt_compression)")
+        if not 1 <= self.position_bits <= 16:
+            raise ValueError("position_bits must be within 1..16")
+
+
+@dataclass(slots=True)
+class _Stream:
+    """The bytes of one bufferView, before layout."""
+
+    data: bytes
+    count: int
+    stride: int  # element size: byteStride of vertex streams, 2 or 4 for indices, 1 for images
+    target: int | None  # ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER or None (images)
+    meshopt_filter: str = "NONE"
+
+
+@dataclass(slots=True)
+class _Document:
+    """The glTF being built and its streams; bufferView i is streams[i]."""
+
+    gltf: Any = field(default_factory=lambda: gl.GLTF2())
+    streams: list[_Stream] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+    required: set[str] = field(default_factory=set)
+
+    def add_view(self, stream: _Stream) -> int:
+        self.streams.append(stream)
+        return len(self.streams) - 1
+
+    def add_accessor(self, view: int, component: int, count: int, kind: str, **extra: Any) -> int:
+        self.gltf.accessors.append(
+            gl.Accessor(bufferView=view, componentType=component, count=count, type=kind, **extra)
+        )
+        return len(self.gltf.accessors) - 1
+
+    def require(self, name: str) -> None:
+        self.used.add(name)
+        self.required.add(name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """Quantization grid for positions: position = offset + q * scale (uniform, like gltfpack)."""
+
+    offset: tuple[float, float, float]
+    scale: float
+    bits: int
+
+
+UvTransform = tuple[tuple[float, float], tuple[float, float]]  # (offset, scale)
+
+
+def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
+    """Encode an asset as a GLB.
+
+    Args:
+        asset: the primitives, materials and textures to write (not modified).
+        options: quantization and compression; plain float32 geometry by default.
+
+    Returns:
+        The GLB bytes; the same asset and options always give the same bytes.
+
+    Raises:
+        MeshError: the asset has no triangles, or malformed arrays (shapes, NaN, index range).
+        OutputError: a material points at a missing texture, an image type glTF cannot carry,
+            or a non-finite number would reach the JSON.
+    """
+    options = options or WriteOptions()
+    primitives = [_checked(p) for p in asset.primitives if p.triangle_count]
+    if not primitives:
+        raise MeshError("the asset has no triangles to write", code="mesh_empty")
+    if options.quantize:
+        primitives = [_reorder(p) for p in primitives]
+    doc = _Document()
+    material_map = _write_materials(doc, asset, primitives)
+    grid = _position_grid(primitives, options.position_bits) if options.quantize else None
+    uv_transforms = _uv_transforms(primitives) if options.quantize else {}
+    _apply_uv_transforms(doc, material_map, uv_transforms)
+    gl_primitives = [
+        _write_primitive(doc, p, material_map, grid, uv_transforms.get(p.material), options)
+        for p in primitives
+    ]
+    doc.gltf.meshes.append(gl.Mesh(primitives=gl_primitives))
+    doc.gltf.nodes.append(_node(grid))
+    doc.gltf.scenes.append(gl.Scene(nodes=[0]))
+    doc.gltf.scene = 0
+    if options.quantize:
+        doc.require(KHR_MESH_QUANTIZATION)
+    glb = _finish(doc, meshopt=options.meshopt)
+    logger.debug("wrote GLB: %d bytes, %d primitives", len(glb), len(primitives))
+    return glb
+
+
+# --- input checks and reordering -------------------------------------------------------------
+
+
+def _checked(p: Primitive) -> Primitive:
+    """Reject arrays the writer (and meshoptimizer's C code) cannot safely encode."""
+    n = p.vertex_count
+    if p.positions.ndim != 2 or p.positions.shape[1] != 3:
+        raise MeshError("positions must be an (N, 3) array")
+    if p.indices.ndim != 1 or p.indices.size % 3:
+        raise MeshError("indices must be a flat array of triangles")
+    if int(p.indices.max()) >= n or int(p.indices.min()) < 0:
+        raise MeshError("an index points outside the vertices", code="mesh_index_out_of_range")
+    for name, array, width in (
+        ("positions", p.positions, 3),
+        ("normals", p.normals, 3),
+        ("uvs", p.uvs, 2),
+        ("colors", p.colors, 4),
+    ):
+        if array is None:
+            continue
+        if array.shape != (n, width):
+            raise MeshError(f"{name} must have shape ({n}, {width}), not {array.shape}")
+        if not np.isfinite(array).all():
+            raise MeshError(f"{name} contain NaN or infinity", code="mesh_not_finite")
+    return p
+
+
+def _reorder(p: Primitive) -> Primitive:
+    """Vertex cache then vertex fetch order (what gltfpack does before quantizing).
+
+    Unreferenced vertices are dropped: ``optimize_vertex_fetch_remap`` maps them to ~0.
+    """
+    n = p.vertex_count
+    indices = np.ascontiguousarray(p.indices, dtype=np.uint32)
+    cached = np.empty_like(indices)
+    mo.optimize_vertex_cache(cached, indices, indices.size, n)
+    remap = np.empty(n, dtype=np.uint32)
+    unique = int(mo.optimize_vertex_fetch_remap(remap, cached, cached.size, n))
+    used = remap != np.uint32(0xFFFFFFFF)
+
+    def apply(array: NDArray[np.float32] | None) -> NDArray[np.float32] | None:
+        if array is None:
+            return None
+        out = np.empty((unique, array.shape[1]), dtype=np.float32)
+        out[remap[used]] = array[used]
+        return out
+
+    positions = apply(p.positions)
+    assert positions is not None
+    return Primitive(
+        positions=positions,
+        indices=remap[cached],
+        normals=apply(p.normals),
+        uvs=apply(p.uvs),
+        colors=apply(p.colors),
+        material=p.material,
+    )
+
+
+# --- quantization (KHR_mesh_quantization) ----------------------------------------------------
+
+
+def _position_grid(primitives: Sequence[Primitive], bits: int) -> _Grid:
+    lo = np.min([p.positions.min(axis=0) for p in primitives], axis=0).astype(np.float64)
+    hi = np.max([p.positions.max(axis=0) for p in primitives], axis=0).astype(np.float64)
+    extent = float(np.max(hi - lo))
+    scale = extent / ((1 << bits) - 1) if extent > 0 else 1.0
+    return _Grid(offset=(float(lo[0]), float(lo[1]), float(lo[2])), scale=scale, bits=bits)
+
+
+def _quantize_positions(positions: NDArray[np.float32], grid: _Grid) -> NDArray[np.uint16]:
+    offset = np.array(grid.offset, dtype=np.float64)
+    q: NDArray[np.float64] = np.rint((positions.astype(np.float64) - offset) / grid.scale)
+    return np.clip(q, 0, (1 << grid.bits) - 1).astype(np.uint16)
+
+
+def _unit(normals: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Unit-length normals (the validator checks NORMAL length); zero vectors become +Y."""
+    n = normals.astype(np.float64)
+    length: NDArray[np.float64] = np.linalg.norm(n, axis=1, keepdims=True)
+    zero = length[:, 0] < 1e-12
+    n[zero] = (0.0, 1.0, 0.0)
+    length[zero] = 1.0
+    return (n / length).astype(np.float32)
+
+
+def _snorm8(values: NDArray[np.float32]) -> NDArray[np.int8]:
+    return np.clip(np.rint(values.astype(np.float64) * 127.0), -127, 127).astype(np.int8)
+
+
+def _octahedral8(normals: NDArray[np.float32]) -> NDArray[np.int8]:
+    """EXT_meshopt_compression Appendix B filter 1 input: (x, y, 1.0, 0) as 8-bit snorm (K=8)."""
+    n = normals.astype(np.float64)
+    n = n / np.abs(n).sum(axis=1, keepdims=True)
+    x, y, z = n[:, 0], n[:, 1], n[:, 2]
+    sign_x = np.where(x >= 0, 1.0, -1.0)
+    sign_y = np.where(y >= 0, 1.0, -1.0)
+    fx = np.where(z >= 0, x, (1.0 - np.abs(y)) * sign_x)
+    fy = np.where(z >= 0, y, (1.0 - np.abs(x)) * sign_y)
+    out = np.zeros((n.shape[0], 4), dtype=np.int8)
+    out[:, 0] = np.clip(np.rint(fx * 127.0), -127, 127)
+    out[:, 1] = np.clip(np.rint(fy * 127.0), -127, 127)
+    out[:, 2] = 127  # 1.0 in K=8 bits: tells the decoder K
+    return out
+
+
+def _uv_transforms(primitives: Sequence[Primitive]) -> dict[int | None, UvTransform]:
+    """Per material, the UV range when its UVs leave [0, 1] (else no entry).
+
+    uint16 normalized UVs only cover [0, 1]; outside it the stored UVs are remapped to the
+    material's range and KHR_texture_transform (offset + scale) maps them back, like gltfpack.
+    """
+    ranges: dict[int | None, tuple[Array, Array]] = {}
+    for p in primitives:
+        if p.uvs is None:
+            continue
+        lo, hi = p.uvs.min(axis=0).astype(np.float64), p.uvs.max(axis=0).astype(np.float64)
+        if p.material in ranges:
+            old_lo, old_hi = ranges[p.material]
+            lo, hi = np.minimum(lo, old_lo), np.maximum(hi, old_hi)
+        ranges[p.material] = (lo, hi)
+    transforms: dict[int | None, UvTransform] = {}
+    for material, (lo, hi) in ranges.items():
+        if lo.min() >= 0.0 and hi.max() <= 1.0:
+            continue
+        extent = np.where(hi - lo > 0, hi - lo, 1.0)
+        transforms[material] = ((float(lo[0]), float(lo[1])), (float(extent[0]), float(extent[1])))
+    return transforms
+
+
+def _unorm16_uvs(uvs: NDArray[np.float32], transform: UvTransform | None) -> NDArray[np.uint16]:
+    u = uvs.astype(np.float64)
+    if transform is not None:
+        u = (u - np.array(transform[0])) / np.array(transform[1])
+    return np.clip(np.rint(u * 65535.0), 0, 65535).astype(np.uint16)
+
+
+# --- streams, accessors and primitives -------------------------------------------------------
+
+
+def _vertex_stream(values: Array, meshopt_filter: str = "NONE") -> _Stream:
+    """Rows padded to a multiple of 4 bytes (§3.6.2.4: byteStride multiple of 4)."""
+    rows, width = values.shape
+    item = values.dtype.itemsize
+    stride = -(-width * item // ALIGN) * ALIGN
+    padded = np.zeros((rows, stride // item), dtype=values.dtype)
+    padded[:, :width] = values
+    return _Stream(padded.tobytes(), rows, stride, ARRAY_BUFFER, meshopt_filter)
+
+
+def _add_attribute(
+    doc: _Document,
+    values: Array,
+    component: int,
+    *,
+    normalized: bool = False,
+    bounds: bool = False,
+    stream: _Stream | None = None,
+) -> int:
+    """A VEC2/3/4 accessor on its own bufferView (``stream``, or ``values`` padded to 4 bytes)."""
+    view = doc.add_view(stream or _vertex_stream(values))
+    kind = {2: "VEC2", 3: "VEC3", 4: "VEC4"}[values.shape[1]]
+    extra = _bounds(values) if bounds else {}
+    return doc.add_accessor(
+        view, component, values.shape[0], kind, normalized=normalized or None, **extra
+    )
+
+
+def _bounds(values: Array) -> dict[str, list[float] | list[int]]:
+    """accessor.min/max (§3.6.2.5; required on POSITION), exact in the accessor's type."""
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    if np.issubdtype(values.dtype, np.integer):
+        return {"min": [int(v) for v in lo], "max": [int(v) for v in hi]}
+    return {"min": [float(v) for v in lo], "max": [float(v) for v in hi]}
+
+
+def _write_primitive(
+    doc: _Document,
+    p: Primitive,
+    material_map: dict[int, int],
+    grid: _Grid | None,
+    uv_transform: UvTransform | None,
+    options: WriteOptions,
+) -> Any:
+    attributes = gl.Attributes()
+    if grid is None:
+        positions: Array = np.ascontiguousarray(p.positions, dtype=np.float32)
+        attributes.POSITION = _add_attribute(doc, positions, FLOAT, bounds=True)
+    else:
+        q = _quantize_positions(p.positions, grid)
+        attributes.POSITION = _add_attribute(doc, q, UNSIGNED_SHORT, bounds=True)
+    if p.normals is not None:
+        attributes.NORMAL = _write_normals(doc, _unit(p.normals), options)
+    if p.uvs is not None:
+        if options.quantize:
+            uv16 = _unorm16_uvs(p.uvs, uv_transform)
+            attributes.TEXCOORD_0 = _add_attribute(doc, uv16, UNSIGNED_SHORT, normalized=True)
+        else:
+            attributes.TEXCOORD_0 = _add_attribute(doc, p.uvs.astype(np.float32), FLOAT)
+    if p.colors is not None:
+        colors = np.clip(p.colors.astype(np.float64), 0.0, 1.0)
+        if options.quantize:
+            c8 = np.rint(colors * 255.0).astype(np.uint8)
+            attributes.COLOR_0 = _add_attribute(doc, c8, UNSIGNED_BYTE, normalized=True)
+        else:
+            attributes.COLOR_0 = _add_attribute(doc, colors.astype(np.float32), FLOAT)
+    material = material_map.get(p.material) if p.material is not None else None
+    return gl.Primitive(
+        attributes=attributes,
+        indices=_write_indices(doc, p.indices, p.vertex_count),
+        material=material,
+        mode=gl.TRIANGLES,
+    )
+
+
+def _write_normals(doc: _Document, normals: NDArray[np.float32], options: WriteOptions) -> int:
+    if not options.quantize:
+        return _add_attribute(doc, normals, FLOAT)
+    if options.meshopt and options.octahedral_normals:
+        # The OCTAHEDRAL filter needs byteStride 4; decoded, the first three bytes are snorm8 xyz.
+        stream = _Stream(
+            _octahedral8(normals).tobytes(), len(normals), 4, ARRAY_BUFFER, "OCTAHEDRAL"
+        )
+        return _add_attribute(doc, _snorm8(normals), BYTE, normalized=True, stream=stream)
+    return _add_attribute(doc, _snorm8(normals), BYTE, normalized=True)
+
+
+def _write_indices(doc: _Document, indices: NDArray[np.uint32], vertex_count: int) -> int:
+    # §3.7.2.1: the maximum value of the component type is reserved (primitive restart), so
+    # uint16 holds indices up to 65534, i.e. up to 65535 vertices.
+    if vertex_count < 0xFFFF + 1:
+        data, component, size = indices.astype(np.uint16), UNSIGNED_SHORT, 2
+    else:
+        data, component, size = indices.astype(np.uint32), UNSIGNED_INT, 4
+    view = doc.add_view(_Stream(data.tobytes(), data.size, size, ELEMENT_ARRAY_BUFFER))
+    return doc.add_accessor(view, component, int(data.size), "SCALAR", normalized=None)
+
+
+def _node(grid: _Grid | None) -> Any:
+    if grid is None:
+        return gl.Node(mesh=0)
+    # KHR_mesh_quantization: the node transform dequantizes (uniform scale keeps normals right).
+    return gl.Node(mesh=0, translation=list(grid.offset), scale=[grid.scale] * 3)
+
+
+# --- materials, textures, images -------------------------------------------------------------
+
+
+def _write_materials(
+    doc: _Document, asset: Asset, primitives: Sequence[Primitive]
+) -> dict[int, int]:
+    """Write the materials the primitives use (and their textures); returns old -> new index."""
+    used = sorted({p.material for p in primitives if p.material is not None})
+    material_map: dict[int, int] = {}
+    texture_map: dict[int, int] = {}
+    for old in used:
+        if not 0 <= old < len(asset.materials):
+            raise OutputError(f"a primitive uses material {old}, which does not exist")
+        material = asset.materials[old]
+        for index in sorted(material.texture_slots().values()):
+            if index not in texture_map:
+                texture_map[index] = _write_texture(doc, asset, index)
+        material_map[old] = len(doc.gltf.materials)
+        doc.gltf.materials.append(_material(material, texture_map))
+    if texture_map:
+        doc.gltf.samplers.append(
+            gl.Sampler(magFilter=LINEAR, minFilter=LINEAR_MIPMAP_LINEAR, wrapS=REPEAT, wrapT=REPEAT)
+        )
+    return material_map
+
+
+def _write_texture(doc: _Document, asset: Asset, index: int) -> int:
+    if not 0 <= index < len(asset.textures):
+        raise OutputError(f"a material uses texture {index}, which does not exist")
+    texture: Texture = asset.textures[index]
+    if texture.mime_type not in IMAGE_MIME_TYPES:
+        raise OutputError(f"glTF cannot carry {texture.mime_type!r} images")
+    view = doc.add_view(_Stream(texture.data, len(texture.data), 1, None))
+    image = len(doc.gltf.images)
+    doc.gltf.images.append(
+        gl.Image(bufferView=view, mimeType=texture.mime_type, name=texture.name or None)
+    )
+    if texture.mime_type == "image/webp":
+        # EXT_texture_webp with no fallback source: required (see the module docstring).
+        gl_texture = gl.Texture(sampler=0, extensions={EXT_TEXTURE_WEBP: {"source": image}})
+        doc.require(EXT_TEXTURE_WEBP)
+    else:
+        gl_texture = gl.Texture(sampler=0, source=image)
+    doc.gltf.textures.append(gl_texture)
+    return len(doc.gltf.textures) - 1
+
+
+def _material(m: Material, texture_map: dict[int, int]) -> Any:
+    def info(index: int | None, cls: Any = gl.TextureInfo) -> Any:
+        return None if index is None else cls(index=texture_map[index])
+
+    return gl.Material(
+        name=m.name or None,
+        pbrMetallicRoughness=gl.PbrMetallicRoughness(
+            baseColorFactor=[float(v) for v in m.base_color_factor],
+            metallicFactor=float(m.metallic_factor),
+            roughnessFactor=float(m.roughness_factor),
+            baseColorTexture=info(m.base_color_texture),
+            metallicRoughnessTexture=info(m.metallic_roughness_texture),
+        ),
+        normalTexture=info(m.normal_texture, gl.NormalMaterialTexture),
+        occlusionTexture=info(m.occlusion_texture, gl.OcclusionTextureInfo),
+        emissiveTexture=info(m.emissive_texture),
+        emissiveFactor=[float(v) for v in m.emissive_factor],
+        alphaMode=m.alpha_mode,
+        # §3.9.4: alphaCutoff only applies to MASK (the validator warns otherwise).
+        alphaCutoff=float(m.alpha_cutoff) if m.alpha_mode == "MASK" else None,
+        doubleSided=m.double_sided,
+    )
+
+
+def _apply_uv_transforms(
+    doc: _Document, material_map: dict[int, int], transforms: dict[int | None, UvTransform]
+) -> None:
+    """Put KHR_texture_transform on every texture slot of a material with remapped UVs."""
+    for old, new in sorted(material_map.items()):
+        if old not in transforms:
+            continue
+        offset, scale = transforms[old]
+        m = doc.gltf.materials[new]
+        pbr = m.pbrMetallicRoughness
+        slots = [pbr.baseColorTexture, pbr.metallicRoughnessTexture]
+        slots += [m.normalTexture, m.occlusionTexture, m.emissiveTexture]
+        for slot in slots:
+            if slot is not None:
+                slot.extensions = {
+                    KHR_TEXTURE_TRANSFORM: {"offset": list(offset), "scale": list(scale)}
+                }
+                doc.require(KHR_TEXTURE_TRANSFORM)
+
+
+# --- layout and GLB container ----------------------------------------------------------------
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % ALIGN)
+
+
+def _layout_plain(doc: _Document) -> bytes:
+    """Every view in the GLB buffer, each at a 4-byte aligned offset (§3.6.2.4)."""
+    blob = bytearray()
+    for stream in doc.streams:
+        doc.gltf.bufferViews.append(_buffer_view(stream, 0, len(blob)))
+        blob += _padded(stream.data)
+    doc.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
+    return bytes(blob)
+
+
+def _layout_meshopt(doc: _Document) -> bytes:
+    """Geometry compressed into buffer 0; parent views address fallback buffer 1."""
+    blob = bytearray()
+    fallback_length = 0
+    mo.encode_vertex_version(0)  # EXT_meshopt_compression: vertex header byte 0xa0
+    mo.encode_index_version(1)  # and index (TRIANGLES) header byte 0xe1
+    for stream in doc.streams:
+        if stream.target is None:  # images stay as they are in the GLB buffer
+            doc.gltf.bufferViews.append(_buffer_view(stream, 0, len(blob)))
+            blob += _padded(stream.data)
+            continue
+        encoded, mode = _meshopt_encode(stream)
+        view = _buffer_view(stream, 1, fallback_length)
+        view.extensions = {
+            EXT_MESHOPT_COMPRESSION: {
+                "buffer": 0,
+                "byteOffset": len(blob),
+                "byteLength": len(encoded),
+                "byteStride": stream.stride,
+                "mode": mode,
+                "count": stream.count,
+                **({"filter": stream.meshopt_filter} if stream.meshopt_filter != "NONE" else {}),
+            }
+        }
+        doc.gltf.bufferViews.append(view)
+        blob += _padded(encoded)
+        fallback_length += len(_padded(stream.data))
+    doc.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
+    doc.gltf.buffers.append(
+        gl.Buffer(
+            byteLength=fallback_length, extensions={EXT_MESHOPT_COMPRESSION: {"fallback": True}}
+        )
+    )
+    doc.require(EXT_MESHOPT_COMPRESSION)
+    return bytes(blob)
+
+
+def _meshopt_encode(stream: _Stream) -> tuple[bytes, str]:
+    raw = np.frombuffer(stream.data, dtype=np.uint8)
+    if stream.target == ELEMENT_ARRAY_BUFFER:
+        dtype = np.uint16 if stream.stride == 2 else np.uint32
+        indices = np.frombuffer(stream.data, dtype=dtype).astype(np.uint32)
+        vertex_count = int(indices.max()) + 1
+        return bytes(mo.encode_index_buffer(indices, indices.size, vertex_count)), "TRIANGLES"
+    rows = raw.reshape(stream.count, stream.stride)
+    return bytes(mo.encode_vertex_buffer(rows, stream.count, stream.stride)), "ATTRIBUTES"
+
+
+def _buffer_view(stream: _Stream, buffer: int, offset: int) -> Any:
+    vertex = stream.target == ARRAY_BUFFER
+    return gl.BufferView(
+        buffer=buffer,
+        byteOffset=offset,
+        byteLength=len(stream.data),
+        byteStride=stream.stride if vertex else None,
+        target=stream.target,
+    )
+
+
+def _finish(doc: _Document, *, meshopt: bool) -> bytes:
+    gltf = doc.gltf
+    gltf.asset = gl.Asset(generator=GENERATOR, version="2.0")
+    blob = _layout_meshopt(doc) if meshopt else _layout_plain(doc)
+    gltf.extensionsUsed = sorted(doc.used)
+    gltf.extensionsRequired = sorted(doc.required)
+    try:
+        # allow_nan=False: NaN/Infinity are not JSON and not glTF (§3.2); fail loudly instead.
+        text = gltf.to_json(allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:
+        raise OutputError(f"non-finite number in the glTF JSON: {exc}") from exc
+    return pack_glb(str(text).encode("utf-8"), blob)
+
+
+def pack_glb(json_bytes: bytes, bin_chunk: bytes) -> bytes:
+    """Pack a GLB container (glTF 2.0 §4.4): header, JSON chunk, optional BIN chunk.
+
+    Args:
+        json_bytes: the UTF-8 glTF JSON; padded here with spaces to a multiple of 4.
+        bin_chunk: the GLB-stored buffer; padded here with zeros. Omitted when empty.
+
+    Returns:
+        The GLB bytes.
+    """
+    json_chunk = json_bytes + b" " * (-len(json_bytes) % ALIGN)
+    parts = [struct.pack("<II", len(json_chunk), CHUNK_JSON), json_chunk]
+    if bin_chunk:
+        padded = _padded(bin_chunk)
+        parts += [struct.pack("<II", len(padded), CHUNK_BIN), padded]
+    body = b"".join(parts)
+    return struct.pack("<III", GLB_MAGIC, GLB_VERSION, 12 + len(body)) + body
