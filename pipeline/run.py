@@ -55,6 +55,9 @@ LODS = (
 )
 COMPAT = Lod("compat/model.glb", 100_000, 2048)
 COMPAT_MAX_BYTES = 10 * 1024 * 1024
+OUTPUT_PATHS = frozenset(
+    [*(lod.path for lod in LODS), COMPAT.path, "thumbnail.webp", "report.json"]
+)
 # Validator warnings an output may carry (research-pipeline.md T1): a normal map without
 # tangents makes viewers generate them at runtime, as three.js does. We do not write tangents yet.
 ALLOWED_WARNINGS = frozenset({"MESH_PRIMITIVE_GENERATED_TANGENT_SPACE"})

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.run import OUTPUT_PATHS
+from tests.paths import CORPUS
 from tests.pipeline.hostile import cases
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "meshes"
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -30,14 +30,7 @@ def test_convert_writes_every_output_and_exits_0(tmp_path: Path) -> None:
     written = {
         str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file()
     }
-    assert written == {
-        "web/lod0.glb",
-        "web/lod1.glb",
-        "web/lod2.glb",
-        "compat/model.glb",
-        "thumbnail.webp",
-        "report.json",
-    }
+    assert written == OUTPUT_PATHS
     assert "Traceback" not in done.stderr
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.run import ConvertOptions, convert
+from tests.paths import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "meshes"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
 
 

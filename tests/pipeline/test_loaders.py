@@ -14,6 +14,7 @@ from pipeline.detect import detect
 from pipeline.errors import ArchiveError, MeshError, PipelineError
 from pipeline.loaders import load, unit_hint
 from pipeline.model import Asset, Format
+from tests.paths import CORPUS
 from tests.pipeline.hostile import (
     OBJ_TRIANGLE,
     encoded_image,
@@ -24,9 +25,6 @@ from tests.pipeline.hostile import (
     triangle_glb,
     zip_of,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus" / "meshes"
 
 
 def load_bytes(data: bytes, name: str | None = None) -> Asset:

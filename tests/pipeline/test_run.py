@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,17 +12,8 @@ import trimesh
 from PIL import Image
 
 from pipeline.errors import PipelineError
-from pipeline.run import COMPAT, LODS, ConvertOptions, Result, convert
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "meshes"
-OUTPUTS = {
-    "web/lod0.glb",
-    "web/lod1.glb",
-    "web/lod2.glb",
-    "compat/model.glb",
-    "thumbnail.webp",
-    "report.json",
-}
+from pipeline.run import COMPAT, LODS, OUTPUT_PATHS, ConvertOptions, Result, convert
+from tests.paths import CORPUS
 
 
 def _glb_json(glb: bytes) -> dict[str, Any]:
@@ -46,7 +36,7 @@ def duck() -> Result:
 def test_a_model_becomes_three_web_lods_a_compat_model_a_thumbnail_and_a_report(
     duck: Result,
 ) -> None:
-    assert set(duck.files) == OUTPUTS
+    assert set(duck.files) == OUTPUT_PATHS
     for lod in LODS:
         document = _glb_json(duck.files[lod.path])
         assert "EXT_meshopt_compression" in document["extensionsRequired"]
@@ -94,7 +84,7 @@ def test_a_photo_becomes_a_product_card_with_no_metadata() -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif.tobytes())
     result = convert(buffer.getvalue())
-    assert set(result.files) == OUTPUTS
+    assert set(result.files) == OUTPUT_PATHS
     assert result.report["format"] == "jpeg"
     size = result.report["dimensions_m"]
     assert size["x"] / size["y"] == pytest.approx(1.5, rel=0.02)
