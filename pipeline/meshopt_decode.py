@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -22,15 +21,10 @@ import meshoptimizer as mo  # type: ignore[import-untyped]
 import numpy as np
 
 from pipeline.errors import GltfError, TooLarge
+from pipeline.glb import pack_glb
+from pipeline.glb import unpack_glb as unpack_glb  # re-exported: moved to pipeline.glb
 from pipeline.limits import DEFAULT_LIMITS, Limits
-from pipeline.write import (
-    CHUNK_BIN,
-    CHUNK_JSON,
-    EXT_MESHOPT_COMPRESSION,
-    GLB_MAGIC,
-    GLB_VERSION,
-    pack_glb,
-)
+from pipeline.write import EXT_MESHOPT_COMPRESSION
 
 logger = logging.getLogger(__name__)
 
@@ -44,49 +38,6 @@ _FILTERS: Final[dict[str, Callable[..., Any]]] = {
 
 def _invalid(message: str) -> GltfError:
     return GltfError(message, code="gltf_meshopt_invalid")
-
-
-def unpack_glb(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> tuple[dict[str, Any], bytes]:
-    """Split a GLB (glTF 2.0 §4.4) into its parsed JSON and its BIN chunk (``b""`` if none).
-
-    Args:
-        data: the GLB bytes.
-        limits: ``max_json_bytes`` caps the JSON chunk.
-
-    Returns:
-        ``(json_document, bin_chunk)``.
-
-    Raises:
-        GltfError: not a GLB 2.0, truncated, or a JSON chunk that is not a JSON object.
-        TooLarge: the JSON chunk exceeds the cap.
-    """
-    if len(data) < 20:
-        raise GltfError("GLB is truncated", code="gltf_truncated")
-    magic, version, length = struct.unpack_from("<III", data, 0)
-    if magic != GLB_MAGIC or version != GLB_VERSION:
-        raise GltfError("not a glTF 2.0 GLB")
-    if length > len(data):
-        raise GltfError("GLB is truncated", code="gltf_truncated")
-    chunks: list[tuple[int, bytes]] = []
-    offset = 12
-    while offset + 8 <= length:
-        size, kind = struct.unpack_from("<II", data, offset)
-        if offset + 8 + size > length:
-            raise GltfError("GLB chunk runs past the end", code="gltf_truncated")
-        chunks.append((kind, data[offset + 8 : offset + 8 + size]))
-        offset += 8 + size + (-size % 4)
-    if not chunks or chunks[0][0] != CHUNK_JSON:
-        raise GltfError("GLB does not start with a JSON chunk")
-    if len(chunks[0][1]) > limits.max_json_bytes:
-        raise TooLarge("glTF JSON chunk is too large")
-    try:
-        document = json.loads(chunks[0][1])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GltfError(f"GLB JSON chunk is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise GltfError("GLB JSON chunk is not an object")
-    binary = chunks[1][1] if len(chunks) > 1 and chunks[1][0] == CHUNK_BIN else b""
-    return document, binary
 
 
 def decode_meshopt_glb(glb: bytes, *, limits: Limits = DEFAULT_LIMITS) -> bytes:

@@ -1,7 +1,8 @@
 """Write an :class:`~pipeline.model.Asset` as GLB bytes: plain, quantized, or meshopt-compressed.
 
 pygltflib is used only as the glTF data model and JSON serializer; the GLB container is packed
-here (glTF 2.0 §4.4) so that no pygltflib function ever resolves a URI or touches a file. The
+by :mod:`pipeline.glb` (glTF 2.0 §4.4) so that no pygltflib function ever resolves a URI or
+touches a file. Quantization (``KHR_mesh_quantization``) lives in :mod:`pipeline.quantize`. The
 document is one mesh with one primitive per input primitive, one node and scene 0. Every
 attribute gets its own bufferView (non-interleaved), 4-byte aligned (§3.6.2.4), images follow
 the geometry in the same BIN chunk with their original bytes.
@@ -27,7 +28,6 @@ untextured. The AR/compat variant must therefore carry no WebP (the textures ste
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -38,7 +38,29 @@ import pygltflib as gl  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 from pipeline.errors import MeshError, OutputError
+
+# The GLB container moved to pipeline.glb; its names stay importable from here.
+from pipeline.glb import ALIGN as ALIGN
+from pipeline.glb import CHUNK_BIN as CHUNK_BIN
+from pipeline.glb import CHUNK_JSON as CHUNK_JSON
+from pipeline.glb import GLB_MAGIC as GLB_MAGIC
+from pipeline.glb import GLB_VERSION as GLB_VERSION
+from pipeline.glb import pack_glb as pack_glb
+from pipeline.glb import padded
 from pipeline.model import Asset, Material, Primitive, Texture
+from pipeline.quantize import (
+    Grid,
+    octahedral8,
+    position_grid,
+    quantize_positions,
+    reorder,
+    snorm8,
+    unit_normals,
+    unorm8_colors,
+    unorm16_uvs,
+    uv_transforms,
+)
+from pipeline.quantize import UvTransform as UvTransform
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +77,6 @@ BYTE, UNSIGNED_BYTE, SHORT, UNSIGNED_SHORT, UNSIGNED_INT, FLOAT = 5120, 5121, 51
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 LINEAR, LINEAR_MIPMAP_LINEAR, REPEAT = 9729, 9987, 10497
 
-GLB_MAGIC, GLB_VERSION = 0x46546C67, 2
-CHUNK_JSON, CHUNK_BIN = 0x4E4F534A, 0x004E4942
-ALIGN: Final = 4
 IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 Array = NDArray[Any]
@@ -121,18 +140,6 @@ class _Document:
         self.required.add(name)
 
 
-@dataclass(frozen=True, slots=True)
-class _Grid:
-    """Quantization grid for positions: position = offset + q * scale (uniform, like gltfpack)."""
-
-    offset: tuple[float, float, float]
-    scale: float
-    bits: int
-
-
-UvTransform = tuple[tuple[float, float], tuple[float, float]]  # (offset, scale)
-
-
 def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
     """Encode an asset as a GLB.
 
@@ -153,14 +160,14 @@ def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
     if not primitives:
         raise MeshError("the asset has no triangles to write", code="mesh_empty")
     if options.quantize:
-        primitives = [_reorder(p) for p in primitives]
+        primitives = [reorder(p) for p in primitives]
     doc = _Document()
     material_map = _write_materials(doc, asset, primitives)
-    grid = _position_grid(primitives, options.position_bits) if options.quantize else None
-    uv_transforms = _uv_transforms(primitives) if options.quantize else {}
-    _apply_uv_transforms(doc, material_map, uv_transforms)
+    grid = position_grid(primitives, options.position_bits) if options.quantize else None
+    transforms = uv_transforms(primitives) if options.quantize else {}
+    _apply_uv_transforms(doc, material_map, transforms)
     gl_primitives = [
-        _write_primitive(doc, p, material_map, grid, uv_transforms.get(p.material), options)
+        _write_primitive(doc, p, material_map, grid, transforms.get(p.material), options)
         for p in primitives
     ]
     doc.gltf.meshes.append(gl.Mesh(primitives=gl_primitives))
@@ -174,7 +181,7 @@ def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
     return glb
 
 
-# --- input checks and reordering -------------------------------------------------------------
+# --- input checks ----------------------------------------------------------------------------
 
 
 def _checked(p: Primitive) -> Primitive:
@@ -199,116 +206,6 @@ def _checked(p: Primitive) -> Primitive:
         if not np.isfinite(array).all():
             raise MeshError(f"{name} contain NaN or infinity", code="mesh_not_finite")
     return p
-
-
-def _reorder(p: Primitive) -> Primitive:
-    """Vertex cache then vertex fetch order (what gltfpack does before quantizing).
-
-    Unreferenced vertices are dropped: ``optimize_vertex_fetch_remap`` maps them to ~0.
-    """
-    n = p.vertex_count
-    indices = np.ascontiguousarray(p.indices, dtype=np.uint32)
-    cached = np.empty_like(indices)
-    mo.optimize_vertex_cache(cached, indices, indices.size, n)
-    remap = np.empty(n, dtype=np.uint32)
-    unique = int(mo.optimize_vertex_fetch_remap(remap, cached, cached.size, n))
-    used = remap != np.uint32(0xFFFFFFFF)
-
-    def apply(array: NDArray[np.float32] | None) -> NDArray[np.float32] | None:
-        if array is None:
-            return None
-        out = np.empty((unique, array.shape[1]), dtype=np.float32)
-        out[remap[used]] = array[used]
-        return out
-
-    positions = apply(p.positions)
-    assert positions is not None
-    return Primitive(
-        positions=positions,
-        indices=remap[cached],
-        normals=apply(p.normals),
-        uvs=apply(p.uvs),
-        colors=apply(p.colors),
-        material=p.material,
-    )
-
-
-# --- quantization (KHR_mesh_quantization) ----------------------------------------------------
-
-
-def _position_grid(primitives: Sequence[Primitive], bits: int) -> _Grid:
-    lo = np.min([p.positions.min(axis=0) for p in primitives], axis=0).astype(np.float64)
-    hi = np.max([p.positions.max(axis=0) for p in primitives], axis=0).astype(np.float64)
-    extent = float(np.max(hi - lo))
-    scale = extent / ((1 << bits) - 1) if extent > 0 else 1.0
-    return _Grid(offset=(float(lo[0]), float(lo[1]), float(lo[2])), scale=scale, bits=bits)
-
-
-def _quantize_positions(positions: NDArray[np.float32], grid: _Grid) -> NDArray[np.uint16]:
-    offset = np.array(grid.offset, dtype=np.float64)
-    q: NDArray[np.float64] = np.rint((positions.astype(np.float64) - offset) / grid.scale)
-    return np.clip(q, 0, (1 << grid.bits) - 1).astype(np.uint16)
-
-
-def _unit(normals: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Unit-length normals (the validator checks NORMAL length); zero vectors become +Y."""
-    n = normals.astype(np.float64)
-    length: NDArray[np.float64] = np.linalg.norm(n, axis=1, keepdims=True)
-    zero = length[:, 0] < 1e-12
-    n[zero] = (0.0, 1.0, 0.0)
-    length[zero] = 1.0
-    return (n / length).astype(np.float32)
-
-
-def _snorm8(values: NDArray[np.float32]) -> NDArray[np.int8]:
-    return np.clip(np.rint(values.astype(np.float64) * 127.0), -127, 127).astype(np.int8)
-
-
-def _octahedral8(normals: NDArray[np.float32]) -> NDArray[np.int8]:
-    """EXT_meshopt_compression Appendix B filter 1 input: (x, y, 1.0, 0) as 8-bit snorm (K=8)."""
-    n = normals.astype(np.float64)
-    n = n / np.abs(n).sum(axis=1, keepdims=True)
-    x, y, z = n[:, 0], n[:, 1], n[:, 2]
-    sign_x = np.where(x >= 0, 1.0, -1.0)
-    sign_y = np.where(y >= 0, 1.0, -1.0)
-    fx = np.where(z >= 0, x, (1.0 - np.abs(y)) * sign_x)
-    fy = np.where(z >= 0, y, (1.0 - np.abs(x)) * sign_y)
-    out = np.zeros((n.shape[0], 4), dtype=np.int8)
-    out[:, 0] = np.clip(np.rint(fx * 127.0), -127, 127)
-    out[:, 1] = np.clip(np.rint(fy * 127.0), -127, 127)
-    out[:, 2] = 127  # 1.0 in K=8 bits: tells the decoder K
-    return out
-
-
-def _uv_transforms(primitives: Sequence[Primitive]) -> dict[int | None, UvTransform]:
-    """Per material, the UV range when its UVs leave [0, 1] (else no entry).
-
-    uint16 normalized UVs only cover [0, 1]; outside it the stored UVs are remapped to the
-    material's range and KHR_texture_transform (offset + scale) maps them back, like gltfpack.
-    """
-    ranges: dict[int | None, tuple[Array, Array]] = {}
-    for p in primitives:
-        if p.uvs is None:
-            continue
-        lo, hi = p.uvs.min(axis=0).astype(np.float64), p.uvs.max(axis=0).astype(np.float64)
-        if p.material in ranges:
-            old_lo, old_hi = ranges[p.material]
-            lo, hi = np.minimum(lo, old_lo), np.maximum(hi, old_hi)
-        ranges[p.material] = (lo, hi)
-    transforms: dict[int | None, UvTransform] = {}
-    for material, (lo, hi) in ranges.items():
-        if lo.min() >= 0.0 and hi.max() <= 1.0:
-            continue
-        extent = np.where(hi - lo > 0, hi - lo, 1.0)
-        transforms[material] = ((float(lo[0]), float(lo[1])), (float(extent[0]), float(extent[1])))
-    return transforms
-
-
-def _unorm16_uvs(uvs: NDArray[np.float32], transform: UvTransform | None) -> NDArray[np.uint16]:
-    u = uvs.astype(np.float64)
-    if transform is not None:
-        u = (u - np.array(transform[0])) / np.array(transform[1])
-    return np.clip(np.rint(u * 65535.0), 0, 65535).astype(np.uint16)
 
 
 # --- streams, accessors and primitives -------------------------------------------------------
@@ -354,7 +251,7 @@ def _write_primitive(
     doc: _Document,
     p: Primitive,
     material_map: dict[int, int],
-    grid: _Grid | None,
+    grid: Grid | None,
     uv_transform: UvTransform | None,
     options: WriteOptions,
 ) -> Any:
@@ -363,20 +260,20 @@ def _write_primitive(
         positions: Array = np.ascontiguousarray(p.positions, dtype=np.float32)
         attributes.POSITION = _add_attribute(doc, positions, FLOAT, bounds=True)
     else:
-        q = _quantize_positions(p.positions, grid)
+        q = quantize_positions(p.positions, grid)
         attributes.POSITION = _add_attribute(doc, q, UNSIGNED_SHORT, bounds=True)
     if p.normals is not None:
-        attributes.NORMAL = _write_normals(doc, _unit(p.normals), options)
+        attributes.NORMAL = _write_normals(doc, unit_normals(p.normals), options)
     if p.uvs is not None:
         if options.quantize:
-            uv16 = _unorm16_uvs(p.uvs, uv_transform)
+            uv16 = unorm16_uvs(p.uvs, uv_transform)
             attributes.TEXCOORD_0 = _add_attribute(doc, uv16, UNSIGNED_SHORT, normalized=True)
         else:
             attributes.TEXCOORD_0 = _add_attribute(doc, p.uvs.astype(np.float32), FLOAT)
     if p.colors is not None:
         colors = np.clip(p.colors.astype(np.float64), 0.0, 1.0)
         if options.quantize:
-            c8 = np.rint(colors * 255.0).astype(np.uint8)
+            c8 = unorm8_colors(colors)
             attributes.COLOR_0 = _add_attribute(doc, c8, UNSIGNED_BYTE, normalized=True)
         else:
             attributes.COLOR_0 = _add_attribute(doc, colors.astype(np.float32), FLOAT)
@@ -395,10 +292,10 @@ def _write_normals(doc: _Document, normals: NDArray[np.float32], options: WriteO
     if options.meshopt and options.octahedral_normals:
         # The OCTAHEDRAL filter needs byteStride 4; decoded, the first three bytes are snorm8 xyz.
         stream = _Stream(
-            _octahedral8(normals).tobytes(), len(normals), 4, ARRAY_BUFFER, "OCTAHEDRAL"
+            octahedral8(normals).tobytes(), len(normals), 4, ARRAY_BUFFER, "OCTAHEDRAL"
         )
-        return _add_attribute(doc, _snorm8(normals), BYTE, normalized=True, stream=stream)
-    return _add_attribute(doc, _snorm8(normals), BYTE, normalized=True)
+        return _add_attribute(doc, snorm8(normals), BYTE, normalized=True, stream=stream)
+    return _add_attribute(doc, snorm8(normals), BYTE, normalized=True)
 
 
 def _write_indices(doc: _Document, indices: NDArray[np.uint32], vertex_count: int) -> int:
@@ -412,7 +309,7 @@ def _write_indices(doc: _Document, indices: NDArray[np.uint32], vertex_count: in
     return doc.add_accessor(view, component, int(data.size), "SCALAR", normalized=None)
 
 
-def _node(grid: _Grid | None) -> Any:
+def _node(grid: Grid | None) -> Any:
     if grid is None:
         return gl.Node(mesh=0)
     # KHR_mesh_quantization: the node transform dequantizes (uniform scale keeps normals right).
@@ -510,11 +407,7 @@ def _apply_uv_transforms(
                 doc.require(KHR_TEXTURE_TRANSFORM)
 
 
-# --- layout and GLB container ----------------------------------------------------------------
-
-
-def _padded(data: bytes) -> bytes:
-    return data + b"\0" * (-len(data) % ALIGN)
+# --- layout and JSON -------------------------------------------------------------------------
 
 
 def _layout_plain(doc: _Document) -> bytes:
@@ -522,7 +415,7 @@ def _layout_plain(doc: _Document) -> bytes:
     blob = bytearray()
     for stream in doc.streams:
         doc.gltf.bufferViews.append(_buffer_view(stream, 0, len(blob)))
-        blob += _padded(stream.data)
+        blob += padded(stream.data)
     doc.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
     return bytes(blob)
 
@@ -536,7 +429,7 @@ def _layout_meshopt(doc: _Document) -> bytes:
     for stream in doc.streams:
         if stream.target is None:  # images stay as they are in the GLB buffer
             doc.gltf.bufferViews.append(_buffer_view(stream, 0, len(blob)))
-            blob += _padded(stream.data)
+            blob += padded(stream.data)
             continue
         encoded, mode = _meshopt_encode(stream)
         view = _buffer_view(stream, 1, fallback_length)
@@ -552,8 +445,8 @@ def _layout_meshopt(doc: _Document) -> bytes:
             }
         }
         doc.gltf.bufferViews.append(view)
-        blob += _padded(encoded)
-        fallback_length += len(_padded(stream.data))
+        blob += padded(encoded)
+        fallback_length += len(padded(stream.data))
     doc.gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
     doc.gltf.buffers.append(
         gl.Buffer(
@@ -598,22 +491,3 @@ def _finish(doc: _Document, *, meshopt: bool) -> bytes:
     except ValueError as exc:
         raise OutputError(f"non-finite number in the glTF JSON: {exc}") from exc
     return pack_glb(str(text).encode("utf-8"), blob)
-
-
-def pack_glb(json_bytes: bytes, bin_chunk: bytes) -> bytes:
-    """Pack a GLB container (glTF 2.0 §4.4): header, JSON chunk, optional BIN chunk.
-
-    Args:
-        json_bytes: the UTF-8 glTF JSON; padded here with spaces to a multiple of 4.
-        bin_chunk: the GLB-stored buffer; padded here with zeros. Omitted when empty.
-
-    Returns:
-        The GLB bytes.
-    """
-    json_chunk = json_bytes + b" " * (-len(json_bytes) % ALIGN)
-    parts = [struct.pack("<II", len(json_chunk), CHUNK_JSON), json_chunk]
-    if bin_chunk:
-        padded = _padded(bin_chunk)
-        parts += [struct.pack("<II", len(padded), CHUNK_BIN), padded]
-    body = b"".join(parts)
-    return struct.pack("<III", GLB_MAGIC, GLB_VERSION, 12 + len(body)) + body

@@ -1,8 +1,9 @@
 """Guards that run before any parser sees a byte (research-security.md rows B-E, §5).
 
 One module per input surface: ``archive`` (zips, in memory), ``gltf`` (GLB container, JSON,
-prevalidation, bounded accessor reads), ``image`` (Pillow behind an allowlist and a pixel cap),
-``meshfile`` (STL/PLY declared counts). Loaders (pipeline.loaders) call them and translate every
+prevalidation) with ``accessors`` (accessor checks and bounded reads) and ``gltf_document`` (the
+parsed document and its typed field readers), ``image`` (Pillow behind an allowlist and a pixel
+cap), ``meshfile`` (STL/PLY declared counts). Loaders (pipeline.loaders) call them and translate every
 library exception at their boundary, so callers only ever see these stable codes:
 
     code                            class              raised when

@@ -4,7 +4,9 @@
 :func:`parse_json` caps the JSON's size and nesting depth before ``json.loads`` runs, and
 :func:`prevalidate` checks URIs, buffers, bufferViews, accessors (bufferless ones included),
 indices, the node graph and ``extensionsRequired``. :func:`read_accessor` then decodes an accessor
-with numpy inside bounds that have already been proven.
+with numpy inside bounds that have already been proven. Accessor checks and reads live in
+:mod:`pipeline.guards.accessors`, the document and its JSON field readers in
+:mod:`pipeline.guards.gltf_document`; both are re-exported here.
 
 Decisions (research-security.md D1-D10):
 
@@ -24,27 +26,29 @@ import base64
 import binascii
 import json
 import logging
-import math
 import re
 import struct
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
-from numpy.typing import NDArray
 
 from pipeline.errors import GltfError
+from pipeline.glb import CHUNK_BIN, CHUNK_JSON
+
+# Accessors and the document model live in their own modules; these names stay importable here.
+from pipeline.guards.accessors import COMPONENT_DTYPES as COMPONENT_DTYPES
+from pipeline.guards.accessors import INDEX_TYPES, check_accessors
+from pipeline.guards.accessors import TYPE_SIZES as TYPE_SIZES
+from pipeline.guards.accessors import read_accessor as read_accessor
 from pipeline.guards.archive import resolve
+from pipeline.guards.gltf_document import GltfDocument as GltfDocument
+from pipeline.guards.gltf_document import JsonObject as JsonObject
+from pipeline.guards.gltf_document import json_index, json_int, json_str
 from pipeline.limits import DEFAULT_LIMITS, Limits
 
 logger = logging.getLogger(__name__)
 
-JsonObject = dict[str, Any]
-
 GLB_MAGIC = b"glTF"
-CHUNK_JSON = 0x4E4F534A
-CHUNK_BIN = 0x004E4942
 SUPPORTED_REQUIRED = frozenset(
     {
         "KHR_mesh_quantization",
@@ -56,30 +60,9 @@ SUPPORTED_REQUIRED = frozenset(
         "KHR_materials_pbrSpecularGlossiness",
     }
 )
-COMPONENT_DTYPES: dict[int, str] = {
-    5120: "i1", 5121: "u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4",
-}  # fmt: skip
-TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-INDEX_TYPES = frozenset({5121, 5123, 5125})
 # Unrolled string-literal pattern: linear and ~20x faster than an alternation per character.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _DATA_URI = re.compile(r"^data:[\w.+\-]*/?[\w.+\-]*(?:;[\w=.+\-]+)*;base64,", re.IGNORECASE)
-
-
-@dataclass(slots=True)
-class GltfDocument:
-    """A prevalidated glTF: its JSON and every buffer's bytes, resolved inside the upload."""
-
-    json: JsonObject
-    buffers: list[bytes]
-    members: dict[str, bytes] = field(default_factory=dict)
-    base_member: str = ""
-    limits: Limits = DEFAULT_LIMITS
-
-    def array(self, key: str) -> list[JsonObject]:
-        """The top-level array ``key`` (already type-checked by :func:`prevalidate`)."""
-        value: list[JsonObject] = self.json.get(key, [])
-        return value
 
 
 def parse_glb(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[JsonObject, bytes | None]:
@@ -199,9 +182,9 @@ def prevalidate(
     ]
     for image in document.array("images"):
         if "uri" in image:
-            check_uri(_str(image, "uri"))
+            check_uri(json_str(image, "uri"))
     _check_buffer_views(document)
-    _check_accessors(document)
+    check_accessors(document)
     _check_meshes(document)
     _check_nodes(document)
     _check_textures(document)
@@ -253,10 +236,10 @@ def uri_bytes(document: GltfDocument, uri: str, cap: int) -> bytes:
 def _buffer_bytes(
     document: GltfDocument, buffer: JsonObject, binary: bytes | None, index: int
 ) -> bytes:
-    length = _int(buffer, "byteLength", minimum=1)
+    length = json_int(buffer, "byteLength", minimum=1)
     cap = document.limits.max_accessor_bytes
     if "uri" in buffer:
-        data = uri_bytes(document, _str(buffer, "uri"), cap)
+        data = uri_bytes(document, json_str(buffer, "uri"), cap)
     elif index == 0 and binary is not None:
         data = binary  # §4.4.3.3: the GLB-stored buffer is buffers[0] without a uri.
     else:
@@ -294,111 +277,16 @@ def _check_shape(root: JsonObject, limits: Limits) -> None:
 
 def _check_buffer_views(document: GltfDocument) -> None:
     for i, view in enumerate(document.array("bufferViews")):
-        buffer = _index(view, "buffer", len(document.buffers))
-        end = _int(view, "byteOffset", 0) + _int(view, "byteLength", minimum=1)
+        buffer = json_index(view, "buffer", len(document.buffers))
+        end = json_int(view, "byteOffset", 0) + json_int(view, "byteLength", minimum=1)
         if end > len(document.buffers[buffer]):
             raise GltfError(
                 f"bufferView {i} ends past its buffer", code="gltf_buffer_view_out_of_bounds"
             )
-        stride = _int(view, "byteStride", 0)
+        stride = json_int(view, "byteStride", 0)
         # §3.6.2.4 / schema: byteStride is 4..252 and a multiple of 4.
         if "byteStride" in view and (stride < 4 or stride > 252 or stride % 4):
             raise GltfError(f"bufferView {i} byteStride {stride}", code="gltf_accessor_misaligned")
-
-
-def _check_accessors(document: GltfDocument) -> None:
-    total = 0
-    for i, accessor in enumerate(document.array("accessors")):
-        element = _element_size(accessor)
-        count = _int(accessor, "count", minimum=1)
-        if count > document.limits.max_accessor_count:
-            raise GltfError(f"accessor {i} count {count}", code="gltf_accessor_too_large")
-        # D3: bufferless accessors are zero-filled by loaders, so they count too.
-        total += count * element
-        if total > document.limits.max_accessor_bytes:
-            raise GltfError(f"accessors declare {total} bytes", code="gltf_accessor_too_large")
-        if "bufferView" in accessor:
-            _check_accessor_view(document, accessor, i, count, element)
-        elif "byteOffset" in accessor:
-            raise GltfError(
-                f"accessor {i} has byteOffset but no bufferView", code="gltf_json_invalid"
-            )
-        if "sparse" in accessor:
-            _check_sparse(document, accessor, i, count, element)
-        _check_bounds_finite(accessor, i)
-
-
-def _check_bounds_finite(accessor: JsonObject, i: int) -> None:
-    """min/max must be finite numbers: json.loads turns ``1e999`` into inf (ACCESSOR_INVALID_FLOAT)."""
-    for key in ("min", "max"):
-        values = accessor.get(key, [])
-        if not isinstance(values, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in values
-        ):
-            raise GltfError(f"accessor {i} {key} is not finite numbers", code="gltf_invalid_float")
-
-
-def _element_size(accessor: JsonObject) -> int:
-    ctype = accessor.get("componentType")
-    kind = accessor.get("type")
-    if ctype not in COMPONENT_DTYPES or kind not in TYPE_SIZES or isinstance(ctype, bool):
-        raise GltfError(f"accessor type {kind!r}/{ctype!r}", code="gltf_json_invalid")
-    return int(np.dtype(COMPONENT_DTYPES[ctype]).itemsize) * TYPE_SIZES[kind]
-
-
-def _check_accessor_view(
-    document: GltfDocument, accessor: JsonObject, i: int, count: int, element: int
-) -> None:
-    view = document.array("bufferViews")[
-        _index(accessor, "bufferView", len(document.array("bufferViews")))
-    ]
-    component = element // TYPE_SIZES[accessor["type"]]
-    offset = _int(accessor, "byteOffset", 0)
-    stride = _int(view, "byteStride", 0) or element
-    # §3.6.2.4: accessor offsets and strides are multiples of the component size.
-    if (offset + _int(view, "byteOffset", 0)) % component or stride % component:
-        raise GltfError(f"accessor {i} is misaligned", code="gltf_accessor_misaligned")
-    if stride < element:
-        raise GltfError(
-            f"accessor {i} elements overlap (stride {stride})", code="gltf_accessor_misaligned"
-        )
-    if offset + stride * (count - 1) + element > _int(view, "byteLength"):
-        raise GltfError(
-            f"accessor {i} reads past its bufferView", code="gltf_accessor_out_of_bounds"
-        )
-
-
-def _check_sparse(
-    document: GltfDocument, accessor: JsonObject, i: int, count: int, element: int
-) -> None:
-    sparse = accessor["sparse"]
-    if (
-        not isinstance(sparse, dict)
-        or not isinstance(sparse.get("indices"), dict)
-        or not isinstance(sparse.get("values"), dict)
-    ):
-        raise GltfError(f"accessor {i} sparse is malformed", code="gltf_json_invalid")
-    sparse_count = _int(sparse, "count", minimum=1)
-    if sparse_count > count:
-        raise GltfError(
-            f"accessor {i} sparse count {sparse_count}", code="gltf_accessor_out_of_bounds"
-        )
-    indices, values = sparse["indices"], sparse["values"]
-    if indices.get("componentType") not in INDEX_TYPES:
-        raise GltfError(f"accessor {i} sparse index type", code="gltf_json_invalid")
-    index_size = np.dtype(COMPONENT_DTYPES[indices["componentType"]]).itemsize
-    for part, size in ((indices, index_size * sparse_count), (values, element * sparse_count)):
-        views = document.array("bufferViews")
-        view = views[_index(part, "bufferView", len(views))]
-        if _int(part, "byteOffset", 0) + size > _int(view, "byteLength"):
-            raise GltfError(
-                f"accessor {i} sparse data out of bounds", code="gltf_accessor_out_of_bounds"
-            )
-    if int(_sparse_indices(document, accessor).max()) >= count:
-        raise GltfError(
-            f"accessor {i} sparse index out of range", code="gltf_accessor_out_of_bounds"
-        )
 
 
 def _check_meshes(document: GltfDocument) -> None:
@@ -416,20 +304,20 @@ def _check_meshes(document: GltfDocument) -> None:
             if not isinstance(attributes, dict) or "POSITION" not in attributes:
                 raise GltfError(f"mesh {m} primitive without POSITION", code="gltf_json_invalid")
             for name in attributes:
-                _index(attributes, name, len(accessors))
+                json_index(attributes, name, len(accessors))
             if "material" in primitive:
-                _index(primitive, "material", len(document.array("materials")))
+                json_index(primitive, "material", len(document.array("materials")))
             if "indices" in primitive:
                 _check_indices(document, primitive, m)
 
 
 def _check_indices(document: GltfDocument, primitive: JsonObject, m: int) -> None:
     accessors = document.array("accessors")
-    index = _index(primitive, "indices", len(accessors))
+    index = json_index(primitive, "indices", len(accessors))
     accessor = accessors[index]
     if accessor.get("componentType") not in INDEX_TYPES or accessor.get("type") != "SCALAR":
         raise GltfError(f"mesh {m} indices accessor type", code="gltf_json_invalid")
-    vertices = _int(accessors[primitive["attributes"]["POSITION"]], "count")
+    vertices = json_int(accessors[primitive["attributes"]["POSITION"]], "count")
     values = read_accessor(document, index)
     # D5 / ACCESSOR_INDEX_OOB: every index must name a vertex.
     if values.size and int(values.max()) >= vertices:
@@ -447,14 +335,14 @@ def _check_nodes(document: GltfDocument) -> None:
         if not isinstance(children, list):
             raise GltfError(f"node {n} children", code="gltf_json_invalid")
         for c in range(len(children)):
-            child = _index(children, c, len(nodes))
+            child = json_index(children, c, len(nodes))
             if child in parent or child == n:
                 raise GltfError(
                     f"node {child} has several parents or is its own", code="gltf_node_cycle"
                 )
             parent[child] = n
         if "mesh" in node:
-            _index(node, "mesh", len(document.array("meshes")))
+            json_index(node, "mesh", len(document.array("meshes")))
         _check_transform(node, n)
     for start in range(len(nodes)):
         # Every node has at most one parent, so a cycle is a parent chain that revisits a node.
@@ -470,9 +358,9 @@ def _check_nodes(document: GltfDocument) -> None:
         if not isinstance(roots, list):
             raise GltfError(f"scene {s} nodes", code="gltf_json_invalid")
         for r in range(len(roots)):
-            _index(roots, r, len(nodes))
+            json_index(roots, r, len(nodes))
     if "scene" in document.json:
-        _index(document.json, "scene", len(document.array("scenes")))
+        json_index(document.json, "scene", len(document.array("scenes")))
 
 
 def _check_transform(node: JsonObject, n: int) -> None:
@@ -491,104 +379,13 @@ def _check_textures(document: GltfDocument) -> None:
     for t, texture in enumerate(document.array("textures")):
         webp = texture.get("extensions", {}).get("EXT_texture_webp", {})
         if "source" in texture:
-            _index(texture, "source", images)
+            json_index(texture, "source", images)
         elif isinstance(webp, dict) and "source" in webp:
-            _index(webp, "source", images)
+            json_index(webp, "source", images)
         else:
             logger.debug("texture %d has no source", t)
     for i, image in enumerate(document.array("images")):
         if "bufferView" in image:
-            _index(image, "bufferView", len(document.array("bufferViews")))
+            json_index(image, "bufferView", len(document.array("bufferViews")))
         elif "uri" not in image:
             raise GltfError(f"image {i} has neither uri nor bufferView", code="gltf_json_invalid")
-
-
-def read_accessor(document: GltfDocument, index: int) -> NDArray[Any]:
-    """Decode accessor ``index`` to a (count, components) array; bounds were proven beforehand.
-
-    Normalized integers are not rescaled here (see pipeline.loaders.gltf); sparse substitution
-    (glTF 2.0 §3.6.2.3) is applied; a bufferless accessor is zeros of its declared size, which
-    :func:`prevalidate` has already capped.
-
-    Args:
-        document: A prevalidated document.
-        index: The accessor index.
-
-    Returns:
-        An array of the accessor's component dtype, shape (count, components).
-    """
-    accessor = document.array("accessors")[index]
-    dtype = np.dtype(COMPONENT_DTYPES[accessor["componentType"]])
-    width = TYPE_SIZES[accessor["type"]]
-    count = int(accessor["count"])
-    if "bufferView" not in accessor:
-        values: NDArray[Any] = np.zeros((count, width), dtype=dtype)
-    else:
-        view = document.array("bufferViews")[accessor["bufferView"]]
-        buffer = document.buffers[view["buffer"]]
-        start = int(view.get("byteOffset", 0)) + int(accessor.get("byteOffset", 0))
-        stride = int(view.get("byteStride", 0)) or dtype.itemsize * width
-        rows = np.ndarray(
-            (count, width),
-            dtype=dtype,
-            buffer=buffer,
-            offset=start,
-            strides=(stride, dtype.itemsize),
-        )
-        values = rows.copy()
-    if "sparse" in accessor:
-        values[_sparse_indices(document, accessor)] = _sparse_values(
-            document, accessor, dtype, width
-        )
-    return values
-
-
-def _sparse_indices(document: GltfDocument, accessor: JsonObject) -> NDArray[Any]:
-    sparse = accessor["sparse"]
-    part = sparse["indices"]
-    return _view_slice(
-        document, part, np.dtype(COMPONENT_DTYPES[part["componentType"]]), int(sparse["count"])
-    )
-
-
-def _sparse_values(
-    document: GltfDocument, accessor: JsonObject, dtype: np.dtype[Any], width: int
-) -> NDArray[Any]:
-    sparse = accessor["sparse"]
-    count = int(sparse["count"])
-    return _view_slice(document, sparse["values"], dtype, count * width).reshape(count, width)
-
-
-def _view_slice(
-    document: GltfDocument, part: JsonObject, dtype: np.dtype[Any], count: int
-) -> NDArray[Any]:
-    view = document.array("bufferViews")[part["bufferView"]]
-    start = int(view.get("byteOffset", 0)) + int(part.get("byteOffset", 0))
-    buffer = document.buffers[view["buffer"]]
-    return np.frombuffer(buffer, dtype=dtype, count=count, offset=start)
-
-
-def _int(obj: JsonObject, key: str, default: int | None = None, minimum: int = 0) -> int:
-    value = obj.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise GltfError(
-            f"{key} must be an integer >= {minimum}, not {value!r}", code="gltf_json_invalid"
-        )
-    return value
-
-
-def _str(obj: JsonObject, key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise GltfError(f"{key} must be a string", code="gltf_json_invalid")
-    return value
-
-
-def _index(container: JsonObject | list[Any], key: str | int, size: int) -> int:
-    """A reference into an array of ``size`` items; a dangling one is ``gltf_invalid_reference``."""
-    value = container[int(key)] if isinstance(container, list) else container.get(str(key))
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < size:
-        raise GltfError(
-            f"reference {key!r} = {value!r} is out of range", code="gltf_invalid_reference"
-        )
-    return value
