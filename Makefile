@@ -11,6 +11,7 @@ PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 VALIDATOR_STAMP := pipeline/validator/node_modules/.installed
+BENCH_STAMP := bench/node_modules/.installed
 export PAVILION_PORT ?= 8000
 
 .PHONY: help run test lint types imports pytest web validator fmt bench system clean
@@ -55,7 +56,7 @@ lint: $(PIP_STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff format --check .
 
 types: $(PIP_STAMP) ## mypy (strict on pipeline/, scenes/, server/tours/)
-	$(VENV)/bin/mypy server pipeline scenes tests
+	$(VENV)/bin/mypy server pipeline scenes tests bench
 
 imports: $(PIP_STAMP) ## import-linter: server -> scenes -> pipeline, pure pipeline and scenes
 	$(VENV)/bin/lint-imports
@@ -69,8 +70,14 @@ fmt: $(PIP_STAMP) ## format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(PIP_STAMP) ## benchmarks against reference tools (see docs/benchmarks.md)
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"
+$(BENCH_STAMP): bench/package.json bench/package-lock.json
+	@$(MAKE) --no-print-directory system
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: $(PIP_STAMP) $(VALIDATOR_STAMP) $(BENCH_STAMP) ## benchmarks against gltfpack and glTF-Transform (docs/benchmarks.md)
+	@command -v gltfpack >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -qq --no-install-recommends gltfpack; } || { echo "gltfpack missing: apt-get install -y gltfpack" >&2; exit 1; }
+	@for b in bench/[!_]*.py; do $(PY) $$b; done
 
 clean: ## remove the venv, node_modules, builds and var/
-	rm -rf $(VENV) web/node_modules pipeline/validator/node_modules web/dist var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) web/node_modules pipeline/validator/node_modules bench/node_modules web/dist var .mypy_cache .ruff_cache .pytest_cache

@@ -32,8 +32,12 @@ class Grid:
     bits: int
 
 
-def reorder(p: Primitive) -> Primitive:
+def reorder(p: Primitive, *, strip: bool = False) -> Primitive:
     """Vertex cache then vertex fetch order (what gltfpack does before quantizing).
+
+    With ``strip`` the triangles follow meshoptimizer's strip-friendly cache order, as gltfpack
+    does when it compresses (``-c``): the EXT_meshopt_compression index codec encodes that
+    order in fewer bytes, at a slightly lower vertex-cache hit rate.
 
     Unreferenced vertices are dropped: ``optimize_vertex_fetch_remap`` maps them to ~0.
 
@@ -46,7 +50,10 @@ def reorder(p: Primitive) -> Primitive:
     n = p.vertex_count
     indices = np.ascontiguousarray(p.indices, dtype=np.uint32)
     cached = np.empty_like(indices)
-    mo.optimize_vertex_cache(cached, indices, indices.size, n)
+    if strip:
+        mo.optimize_vertex_cache_strip(cached, indices, indices.size, n)
+    else:
+        mo.optimize_vertex_cache(cached, indices, indices.size, n)
     remap = np.empty(n, dtype=np.uint32)
     unique = int(mo.optimize_vertex_fetch_remap(remap, cached, cached.size, n))
     used = remap != np.uint32(0xFFFFFFFF)

@@ -160,7 +160,8 @@ def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
     if not primitives:
         raise MeshError("the asset has no triangles to write", code="mesh_empty")
     if options.quantize:
-        primitives = [reorder(p) for p in primitives]
+        # Strip order whenever quantizing, so a meshopt file decodes to exactly the quantized one.
+        primitives = [reorder(p, strip=True) for p in primitives]
     doc = _Document()
     material_map = _write_materials(doc, asset, primitives)
     grid = position_grid(primitives, options.position_bits) if options.quantize else None

@@ -1,0 +1,1 @@
+"""Benchmarks against the reference tools (run by ``make bench``; see docs/benchmarks.md)."""
