@@ -17,8 +17,9 @@ from pipeline.validate import (
     ValidatorUnavailable,
     parse_report,
     validate,
+    validate_many,
 )
-from pipeline.write import pack_glb, write_glb
+from pipeline.write import WriteOptions, pack_glb, write_glb
 from tests.pipeline.test_write import accessor_array, colored_sphere, first_primitive, read_glb
 
 
@@ -166,3 +167,42 @@ def test_the_real_validator_sees_the_accessor_data() -> None:
 
     assert raw["info"]["totalVertexCount"] == asset.primitives[0].vertex_count
     assert raw["info"]["totalTriangleCount"] == asset.triangle_count
+
+
+# --- several assets in one validator process --------------------------------------------------
+
+
+def test_a_batch_gives_the_same_reports_as_one_call_per_asset() -> None:
+    plain = write_glb(colored_sphere())
+    quantized = write_glb(colored_sphere(), WriteOptions(quantize=True))
+    batch = validate_many([("plain.glb", plain), ("quantized.glb", quantized)])
+    singles = [validate(plain), validate(quantized)]
+    assert [r.num_errors for r in batch] == [0, 0]
+    assert [(r.num_warnings, r.num_infos, r.codes()) for r in batch] == [
+        (r.num_warnings, r.num_infos, r.codes()) for r in singles
+    ]
+
+
+def test_a_batch_names_the_asset_that_fails() -> None:
+    good = write_glb(colored_sphere())
+    with pytest.raises(OutputError) as caught:
+        validate_many([("good.glb", good), ("broken.glb", with_index_past_the_end(good))])
+    assert "broken.glb" in caught.value.message
+    assert "ACCESSOR_INDEX_OOB" in caught.value.message
+    with pytest.raises(OutputError) as refused:
+        validate_many([("good.glb", good), ("noise.glb", b"definitely not gltf")])
+    assert "noise.glb" in refused.value.message
+
+
+def test_a_runner_without_batches_is_called_once_per_asset() -> None:
+    calls: list[bytes] = []
+    canned = fake_runner()
+
+    def runner(data: bytes) -> Mapping[str, Any]:
+        calls.append(data)
+        result: Mapping[str, Any] = canned(data)
+        return result
+
+    reports = validate_many([("a", b"1"), ("b", b"2")], runner=runner)
+    assert calls == [b"1", b"2"]
+    assert len(reports) == 2
