@@ -106,20 +106,22 @@ def test_ready_reports_the_database_and_blobs_ok(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "blobs": "ok"}}
 
 
+def assert_unready_in_time(client: TestClient, checks: dict[str, str]) -> None:
+    """/ready answers 503 with exactly ``checks`` within READY_LIMIT seconds."""
+    response, elapsed = timed_ready(client)
+    assert response is not None, f"/ready did not answer within {READY_LIMIT} s"
+    assert elapsed < READY_LIMIT
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "checks": checks}
+
+
 def test_an_unreachable_database_fails_readiness_but_not_startup_or_liveness(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     settings = _with_database(make_settings(sqlite_url, tmp_path), UNREACHABLE_DATABASE)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert client.get("/health").status_code == 200
-        response, elapsed = timed_ready(client)
-        assert response is not None, f"/ready did not answer within {READY_LIMIT} s"
-        assert elapsed < READY_LIMIT
-        assert response.status_code == 503
-        assert response.json() == {
-            "status": "unavailable",
-            "checks": {"database": "unavailable", "blobs": "ok"},
-        }
+        assert_unready_in_time(client, {"database": "unavailable", "blobs": "ok"})
         api = client.get("/api/expos")
         assert api.status_code == 503
         assert api.json()["error"]["code"] == "database_unavailable"
@@ -160,14 +162,7 @@ def test_an_unreachable_s3_store_fails_readiness_within_the_limit(
     settings = _with_s3(make_settings(sqlite_url, tmp_path), "http://127.0.0.1:1")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert client.get("/health").status_code == 200
-        response, elapsed = timed_ready(client)
-        assert response is not None, f"/ready did not answer within {READY_LIMIT} s"
-        assert elapsed < READY_LIMIT
-        assert response.status_code == 503
-        assert response.json() == {
-            "status": "unavailable",
-            "checks": {"database": "ok", "blobs": "unavailable"},
-        }
+        assert_unready_in_time(client, {"database": "ok", "blobs": "unavailable"})
 
 
 def test_both_dependencies_down_are_both_reported(sqlite_url: str, tmp_path: Path) -> None:
