@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from io import BytesIO
@@ -25,6 +26,10 @@ DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
 _HEIF_FORMATS = frozenset({"AVIF", "HEIF", "HEIC"})
 # Pillow reports multi-picture JPEGs (camera MPO files) as "MPO"; they are still JPEG bytes.
 MIME_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# ``warnings.catch_warnings`` swaps a process-wide filter list: two threads inside it at once
+# could leave the wrong filters behind. Decoding is serialised; encoding (the costly part of the
+# textures step) still runs in parallel outside the guard.
+_GUARD = threading.Lock()
 
 
 def open_image(
@@ -46,7 +51,7 @@ def open_image(
             is asked for without pillow-heif, ``image_invalid`` for corrupt or truncated data.
     """
     allowed = _register_plugins(formats)
-    with warnings.catch_warnings():
+    with _GUARD, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image = _open(data, allowed)
         width, height = image.size
