@@ -29,6 +29,11 @@ FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# Fonts for booth signs (scenes/fonts.py): Noto Sans CJK for Latin, Cyrillic and CJK names,
+# DejaVu Sans for the Latin and Cyrillic letters Noto Sans CJK lacks. About 95 MB installed.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 # A fixed numeric id, so that orchestrators can check runAsNonRoot and volumes can be chowned.
 RUN groupadd --system --gid 10001 pavilion \
  && useradd --system --uid 10001 --gid pavilion --home-dir /app --shell /usr/sbin/nologin pavilion

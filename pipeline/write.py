@@ -4,8 +4,15 @@ pygltflib is used only as the glTF data model and JSON serializer; the GLB conta
 by :mod:`pipeline.glb` (glTF 2.0 §4.4) so that no pygltflib function ever resolves a URI or
 touches a file. Quantization (``KHR_mesh_quantization``) lives in :mod:`pipeline.quantize`. The
 document is one mesh with one primitive per input primitive, one node and scene 0. Every
-attribute gets its own bufferView (non-interleaved), 4-byte aligned (§3.6.2.4), images follow
-the geometry in the same BIN chunk with their original bytes.
+attribute gets its own bufferView (non-interleaved), 4-byte aligned (§3.6.2.4); each image
+shares the BIN chunk with the geometry, with its original bytes.
+
+:func:`write_scene_glb` writes several meshes placed by a node graph (the types and the node
+layout live in :mod:`pipeline.scene`) with the same machinery, :class:`GltfBuilder`: one glTF
+mesh per :meth:`GltfBuilder.add_mesh` call, then :meth:`GltfBuilder.finish`. Across the meshes
+of one document, identical images (with their texture) and identical materials are written
+once; within one mesh nothing is merged (an asset's own duplicates stay as :func:`write_glb`
+has always written them).
 
 Options (defaults mirror gltfpack/glTF-Transform):
 
@@ -18,6 +25,7 @@ Options (defaults mirror gltfpack/glTF-Transform):
   bufferView is compressed into the GLB buffer (mode ATTRIBUTES for vertex streams, TRIANGLES
   for indices; normals optionally with the OCTAHEDRAL filter). The parent bufferViews point at a
   fallback buffer with no URI and ``extensions.EXT_meshopt_compression.fallback = true``.
+  Views without a target (images, ``EXT_mesh_gpu_instancing`` data) stay uncompressed.
 
 WebP textures use ``EXT_texture_webp`` with no ``texture.source`` fallback (the asset holds one
 encoding per texture), so the extension is *required*: three.js' GLTFLoader then throws "WebP
@@ -27,6 +35,7 @@ untextured. The AR/compat variant must therefore carry no WebP (the textures ste
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,6 +70,13 @@ from pipeline.quantize import (
     uv_transforms,
 )
 from pipeline.quantize import UvTransform as UvTransform
+
+# The scene graph types live in pipeline.scene (which imports this module only for typing).
+from pipeline.scene import EXT_MESH_GPU_INSTANCING as EXT_MESH_GPU_INSTANCING
+from pipeline.scene import Instances as Instances
+from pipeline.scene import SceneDocument as SceneDocument
+from pipeline.scene import SceneNode as SceneNode
+from pipeline.scene import check_scene, write_nodes
 
 logger = logging.getLogger(__name__)
 
@@ -112,18 +128,30 @@ class _Stream:
     data: bytes
     count: int
     stride: int  # element size: byteStride of vertex streams, 2 or 4 for indices, 1 for images
-    target: int | None  # ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER or None (images)
+    target: int | None  # ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER or None (images, instance data)
     meshopt_filter: str = "NONE"
 
 
 @dataclass(slots=True)
-class _Document:
-    """The glTF being built and its streams; bufferView i is streams[i]."""
+class GltfBuilder:
+    """A glTF document being built: meshes, then nodes and scenes, then :meth:`finish`.
 
+    Shared by :func:`write_glb` and :func:`pipeline.scene.write_scene_glb`. bufferView i is
+    ``streams[i]``; the layout (plain or meshopt) is decided by :meth:`finish`.
+
+    Attributes:
+        options: how every mesh of the document is encoded.
+        gltf: the pygltflib document; callers append nodes and scenes to it.
+    """
+
+    options: WriteOptions = field(default_factory=WriteOptions)
     gltf: Any = field(default_factory=lambda: gl.GLTF2())
     streams: list[_Stream] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
     required: set[str] = field(default_factory=set)
+    # Cross-mesh deduplication: key -> (texture or material index, the mesh that wrote it).
+    texture_cache: dict[tuple[str, bytes], tuple[int, int]] = field(default_factory=dict)
+    material_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def add_view(self, stream: _Stream) -> int:
         self.streams.append(stream)
@@ -135,9 +163,72 @@ class _Document:
         )
         return len(self.gltf.accessors) - 1
 
+    def add_data_accessor(self, values: NDArray[np.float32]) -> int:
+        """A FLOAT VEC3/VEC4 accessor on its own bufferView without a target (instance data).
+
+        Such views are never meshopt-compressed: they stay in the GLB buffer like images.
+        """
+        data = np.ascontiguousarray(values, dtype=np.float32)
+        view = self.add_view(_Stream(data.tobytes(), len(data), data.shape[1] * 4, None))
+        kind = {3: "VEC3", 4: "VEC4"}[data.shape[1]]
+        return self.add_accessor(view, FLOAT, len(data), kind)
+
+    def use(self, name: str) -> None:
+        self.used.add(name)
+
     def require(self, name: str) -> None:
         self.used.add(name)
         self.required.add(name)
+
+    def add_mesh(self, asset: Asset, *, what: str = "the asset") -> tuple[int, Grid | None]:
+        """Write the asset as one glTF mesh, with the materials, textures and images it uses.
+
+        Args:
+            asset: the primitives, materials and textures to write (not modified).
+            what: how error messages name the asset.
+
+        Returns:
+            ``(mesh index, grid)``: with quantization, positions are stored on ``grid`` and a
+            node must dequantize them (``translation = grid.offset``, uniform
+            ``scale = grid.scale``); ``None`` for plain float positions.
+
+        Raises:
+            MeshError: no triangles, or malformed arrays (shapes, NaN, index range).
+            OutputError: a missing material or texture, or an image type glTF cannot carry.
+        """
+        options = self.options
+        primitives = [_checked(p) for p in asset.primitives if p.triangle_count]
+        if not primitives:
+            raise MeshError(f"{what} has no triangles to write", code="mesh_empty")
+        if options.quantize:
+            # Strip order whenever quantizing, so a meshopt file decodes to exactly the quantized
+            # one.
+            primitives = [reorder(p, strip=True) for p in primitives]
+        grid = position_grid(primitives, options.position_bits) if options.quantize else None
+        transforms = uv_transforms(primitives) if options.quantize else {}
+        material_map = _write_materials(self, asset, primitives, transforms)
+        gl_primitives = [
+            _write_primitive(self, p, material_map, grid, transforms.get(p.material), options)
+            for p in primitives
+        ]
+        self.gltf.meshes.append(gl.Mesh(primitives=gl_primitives))
+        if options.quantize:
+            self.require(KHR_MESH_QUANTIZATION)
+        return len(self.gltf.meshes) - 1, grid
+
+    def finish(self, node_extras: dict[int, dict[str, Any]] | None = None) -> bytes:
+        """Lay out the buffers and pack the GLB.
+
+        Args:
+            node_extras: ``node.extras`` by node index, JSON-safe; written verbatim.
+
+        Returns:
+            The GLB bytes.
+
+        Raises:
+            OutputError: a non-finite number would reach the JSON.
+        """
+        return _finish(self, meshopt=self.options.meshopt, node_extras=node_extras or {})
 
 
 def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
@@ -155,30 +246,41 @@ def write_glb(asset: Asset, options: WriteOptions | None = None) -> bytes:
         OutputError: a material points at a missing texture, an image type glTF cannot carry,
             or a non-finite number would reach the JSON.
     """
-    options = options or WriteOptions()
-    primitives = [_checked(p) for p in asset.primitives if p.triangle_count]
-    if not primitives:
-        raise MeshError("the asset has no triangles to write", code="mesh_empty")
-    if options.quantize:
-        # Strip order whenever quantizing, so a meshopt file decodes to exactly the quantized one.
-        primitives = [reorder(p, strip=True) for p in primitives]
-    doc = _Document()
-    material_map = _write_materials(doc, asset, primitives)
-    grid = position_grid(primitives, options.position_bits) if options.quantize else None
-    transforms = uv_transforms(primitives) if options.quantize else {}
-    _apply_uv_transforms(doc, material_map, transforms)
-    gl_primitives = [
-        _write_primitive(doc, p, material_map, grid, transforms.get(p.material), options)
-        for p in primitives
-    ]
-    doc.gltf.meshes.append(gl.Mesh(primitives=gl_primitives))
-    doc.gltf.nodes.append(_node(grid))
+    doc = GltfBuilder(options or WriteOptions())
+    mesh, grid = doc.add_mesh(asset)
+    doc.gltf.nodes.append(_node(mesh, grid))
     doc.gltf.scenes.append(gl.Scene(nodes=[0]))
     doc.gltf.scene = 0
-    if options.quantize:
-        doc.require(KHR_MESH_QUANTIZATION)
-    glb = _finish(doc, meshopt=options.meshopt)
-    logger.debug("wrote GLB: %d bytes, %d primitives", len(glb), len(primitives))
+    glb = doc.finish()
+    logger.debug("wrote GLB: %d bytes, %d primitives", len(glb), len(doc.gltf.meshes[0].primitives))
+    return glb
+
+
+def write_scene_glb(scene: SceneDocument, options: WriteOptions | None = None) -> bytes:
+    """Encode a scene graph as a GLB: each mesh once, placed (or instanced) by the nodes.
+
+    Args:
+        scene: the meshes, nodes and roots to write (not modified).
+        options: quantization and compression, as for :func:`write_glb`.
+
+    Returns:
+        The GLB bytes; the same scene and options always give the same bytes. Node ``i`` is
+        ``scene.nodes[i]`` and mesh ``i`` is ``scene.meshes[i]`` (see :mod:`pipeline.scene`).
+
+    Raises:
+        MeshError: no meshes, a mesh without triangles, or malformed arrays.
+        OutputError: a bad graph (index out of range, a cycle, a node with two parents or one
+            the roots do not reach), a non-finite transform, bad instance arrays, extras that
+            are not JSON, or any :func:`write_glb` output error.
+    """
+    nodes, roots = check_scene(scene)
+    doc = GltfBuilder(options or WriteOptions())
+    grids = [doc.add_mesh(asset, what=f"scene mesh {i}")[1] for i, asset in enumerate(scene.meshes)]
+    write_nodes(doc, nodes, grids)
+    doc.gltf.scenes.append(gl.Scene(nodes=roots))
+    doc.gltf.scene = 0
+    glb = doc.finish(node_extras={i: node.extras for i, node in enumerate(nodes) if node.extras})
+    logger.debug("wrote scene GLB: %d bytes, %d meshes, %d nodes", len(glb), len(grids), len(nodes))
     return glb
 
 
@@ -223,7 +325,7 @@ def _vertex_stream(values: Array, meshopt_filter: str = "NONE") -> _Stream:
 
 
 def _add_attribute(
-    doc: _Document,
+    doc: GltfBuilder,
     values: Array,
     component: int,
     *,
@@ -249,7 +351,7 @@ def _bounds(values: Array) -> dict[str, list[float] | list[int]]:
 
 
 def _write_primitive(
-    doc: _Document,
+    doc: GltfBuilder,
     p: Primitive,
     material_map: dict[int, int],
     grid: Grid | None,
@@ -287,7 +389,7 @@ def _write_primitive(
     )
 
 
-def _write_normals(doc: _Document, normals: NDArray[np.float32], options: WriteOptions) -> int:
+def _write_normals(doc: GltfBuilder, normals: NDArray[np.float32], options: WriteOptions) -> int:
     if not options.quantize:
         return _add_attribute(doc, normals, FLOAT)
     if options.meshopt and options.octahedral_normals:
@@ -299,7 +401,7 @@ def _write_normals(doc: _Document, normals: NDArray[np.float32], options: WriteO
     return _add_attribute(doc, snorm8(normals), BYTE, normalized=True)
 
 
-def _write_indices(doc: _Document, indices: NDArray[np.uint32], vertex_count: int) -> int:
+def _write_indices(doc: GltfBuilder, indices: NDArray[np.uint32], vertex_count: int) -> int:
     # §3.7.2.1: the maximum value of the component type is reserved (primitive restart), so
     # uint16 holds indices up to 65534, i.e. up to 65535 vertices.
     if vertex_count < 0xFFFF + 1:
@@ -310,23 +412,31 @@ def _write_indices(doc: _Document, indices: NDArray[np.uint32], vertex_count: in
     return doc.add_accessor(view, component, int(data.size), "SCALAR", normalized=None)
 
 
-def _node(grid: Grid | None) -> Any:
+def _node(mesh: int, grid: Grid | None) -> Any:
     if grid is None:
-        return gl.Node(mesh=0)
+        return gl.Node(mesh=mesh)
     # KHR_mesh_quantization: the node transform dequantizes (uniform scale keeps normals right).
-    return gl.Node(mesh=0, translation=list(grid.offset), scale=[grid.scale] * 3)
+    return gl.Node(mesh=mesh, translation=list(grid.offset), scale=[grid.scale] * 3)
 
 
 # --- materials, textures, images -------------------------------------------------------------
 
 
 def _write_materials(
-    doc: _Document, asset: Asset, primitives: Sequence[Primitive]
+    doc: GltfBuilder,
+    asset: Asset,
+    primitives: Sequence[Primitive],
+    transforms: dict[int | None, UvTransform],
 ) -> dict[int, int]:
-    """Write the materials the primitives use (and their textures); returns old -> new index."""
+    """Write the materials the primitives use (and their textures); returns old -> new index.
+
+    A material identical to one an earlier mesh of the document wrote (same name, factors,
+    images and texture transforms) is reused; the materials of one asset are kept apart.
+    """
     used = sorted({p.material for p in primitives if p.material is not None})
     material_map: dict[int, int] = {}
     texture_map: dict[int, int] = {}
+    mesh = len(doc.gltf.meshes)  # the mesh being written
     for old in used:
         if not 0 <= old < len(asset.materials):
             raise OutputError(f"a primitive uses material {old}, which does not exist")
@@ -334,21 +444,35 @@ def _write_materials(
         for index in sorted(material.texture_slots().values()):
             if index not in texture_map:
                 texture_map[index] = _write_texture(doc, asset, index)
+        gl_material = _material(material, texture_map)
+        if old in transforms:
+            _apply_uv_transform(doc, gl_material, transforms[old])
+        key = repr(gl_material)
+        first, owner = doc.material_cache.setdefault(key, (len(doc.gltf.materials), mesh))
+        if owner != mesh:
+            material_map[old] = first
+            continue
         material_map[old] = len(doc.gltf.materials)
-        doc.gltf.materials.append(_material(material, texture_map))
-    if texture_map:
-        doc.gltf.samplers.append(
-            gl.Sampler(magFilter=LINEAR, minFilter=LINEAR_MIPMAP_LINEAR, wrapS=REPEAT, wrapT=REPEAT)
-        )
+        doc.gltf.materials.append(gl_material)
     return material_map
 
 
-def _write_texture(doc: _Document, asset: Asset, index: int) -> int:
+def _write_texture(doc: GltfBuilder, asset: Asset, index: int) -> int:
+    """The texture (and image) for ``asset.textures[index]``; one per image bytes across meshes."""
     if not 0 <= index < len(asset.textures):
         raise OutputError(f"a material uses texture {index}, which does not exist")
     texture: Texture = asset.textures[index]
     if texture.mime_type not in IMAGE_MIME_TYPES:
         raise OutputError(f"glTF cannot carry {texture.mime_type!r} images")
+    mesh = len(doc.gltf.meshes)
+    key = (texture.mime_type, texture.data)
+    first, owner = doc.texture_cache.setdefault(key, (len(doc.gltf.textures), mesh))
+    if owner != mesh:
+        return first
+    if not doc.gltf.samplers:
+        doc.gltf.samplers.append(
+            gl.Sampler(magFilter=LINEAR, minFilter=LINEAR_MIPMAP_LINEAR, wrapS=REPEAT, wrapT=REPEAT)
+        )
     view = doc.add_view(_Stream(texture.data, len(texture.data), 1, None))
     image = len(doc.gltf.images)
     doc.gltf.images.append(
@@ -388,30 +512,24 @@ def _material(m: Material, texture_map: dict[int, int]) -> Any:
     )
 
 
-def _apply_uv_transforms(
-    doc: _Document, material_map: dict[int, int], transforms: dict[int | None, UvTransform]
-) -> None:
+def _apply_uv_transform(doc: GltfBuilder, m: Any, transform: UvTransform) -> None:
     """Put KHR_texture_transform on every texture slot of a material with remapped UVs."""
-    for old, new in sorted(material_map.items()):
-        if old not in transforms:
-            continue
-        offset, scale = transforms[old]
-        m = doc.gltf.materials[new]
-        pbr = m.pbrMetallicRoughness
-        slots = [pbr.baseColorTexture, pbr.metallicRoughnessTexture]
-        slots += [m.normalTexture, m.occlusionTexture, m.emissiveTexture]
-        for slot in slots:
-            if slot is not None:
-                slot.extensions = {
-                    KHR_TEXTURE_TRANSFORM: {"offset": list(offset), "scale": list(scale)}
-                }
-                doc.require(KHR_TEXTURE_TRANSFORM)
+    offset, scale = transform
+    pbr = m.pbrMetallicRoughness
+    slots = [pbr.baseColorTexture, pbr.metallicRoughnessTexture]
+    slots += [m.normalTexture, m.occlusionTexture, m.emissiveTexture]
+    for slot in slots:
+        if slot is not None:
+            slot.extensions = {
+                KHR_TEXTURE_TRANSFORM: {"offset": list(offset), "scale": list(scale)}
+            }
+            doc.require(KHR_TEXTURE_TRANSFORM)
 
 
 # --- layout and JSON -------------------------------------------------------------------------
 
 
-def _layout_plain(doc: _Document) -> bytes:
+def _layout_plain(doc: GltfBuilder) -> bytes:
     """Every view in the GLB buffer, each at a 4-byte aligned offset (§3.6.2.4)."""
     blob = bytearray()
     for stream in doc.streams:
@@ -421,14 +539,14 @@ def _layout_plain(doc: _Document) -> bytes:
     return bytes(blob)
 
 
-def _layout_meshopt(doc: _Document) -> bytes:
+def _layout_meshopt(doc: GltfBuilder) -> bytes:
     """Geometry compressed into buffer 0; parent views address fallback buffer 1."""
     blob = bytearray()
     fallback_length = 0
     mo.encode_vertex_version(0)  # EXT_meshopt_compression: vertex header byte 0xa0
     mo.encode_index_version(1)  # and index (TRIANGLES) header byte 0xe1
     for stream in doc.streams:
-        if stream.target is None:  # images stay as they are in the GLB buffer
+        if stream.target is None:  # images and instance data stay as they are in the GLB buffer
             doc.gltf.bufferViews.append(_buffer_view(stream, 0, len(blob)))
             blob += padded(stream.data)
             continue
@@ -480,7 +598,7 @@ def _buffer_view(stream: _Stream, buffer: int, offset: int) -> Any:
     )
 
 
-def _finish(doc: _Document, *, meshopt: bool) -> bytes:
+def _finish(doc: GltfBuilder, *, meshopt: bool, node_extras: dict[int, dict[str, Any]]) -> bytes:
     gltf = doc.gltf
     gltf.asset = gl.Asset(generator=GENERATOR, version="2.0")
     blob = _layout_meshopt(doc) if meshopt else _layout_plain(doc)
@@ -488,7 +606,22 @@ def _finish(doc: _Document, *, meshopt: bool) -> bytes:
     gltf.extensionsRequired = sorted(doc.required)
     try:
         # allow_nan=False: NaN/Infinity are not JSON and not glTF (§3.2); fail loudly instead.
-        text = gltf.to_json(allow_nan=False, separators=(",", ":"))
+        text = str(gltf.to_json(allow_nan=False, separators=(",", ":")))
+        if node_extras:
+            text = _with_node_extras(text, node_extras)
     except ValueError as exc:
         raise OutputError(f"non-finite number in the glTF JSON: {exc}") from exc
-    return pack_glb(str(text).encode("utf-8"), blob)
+    return pack_glb(text.encode("utf-8"), blob)
+
+
+def _with_node_extras(text: str, node_extras: dict[int, dict[str, Any]]) -> str:
+    """Set ``node.extras`` after pygltflib's serializer, which drops empty values recursively.
+
+    pygltflib deletes every ``None``, ``""``, ``[]`` and ``{}`` below a node, extras included;
+    application data must come through as given. Python's JSON round trip keeps every number
+    (shortest repr) and key order, so the rest of the document is unchanged.
+    """
+    document = json.loads(text)
+    for index, extras in sorted(node_extras.items()):
+        document["nodes"][index]["extras"] = extras
+    return json.dumps(document, allow_nan=False, separators=(",", ":"))

@@ -44,8 +44,9 @@ if (process.argv[3] === "--batch") {
     }
     offset = end;
   }
-  process.stdout.write(JSON.stringify(results));
-  process.stdout.write("\n");
+  // Exit only once the report is flushed: process.exit() right after write() cuts a piped
+  // stdout at 64 KiB (Node writes to pipes asynchronously).
+  await new Promise((resolve) => process.stdout.write(`${JSON.stringify(results)}\n`, resolve));
   process.exit(0);
 }
 

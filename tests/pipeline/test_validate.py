@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 from collections.abc import Mapping
@@ -181,6 +182,15 @@ def test_a_batch_gives_the_same_reports_as_one_call_per_asset() -> None:
     assert [(r.num_warnings, r.num_infos, r.codes()) for r in batch] == [
         (r.num_warnings, r.num_infos, r.codes()) for r in singles
     ]
+
+
+def test_a_batch_whose_reports_exceed_a_pipe_buffer_arrives_whole() -> None:
+    # Node cut piped stdout at 64 KiB when the script exited right after writing.
+    glb = write_glb(colored_sphere(), WriteOptions(quantize=True))
+    raw = NodeValidatorRunner().many([glb] * 250)
+    assert len(raw) == 250
+    assert len(json.dumps(raw)) > 2 * 65536  # several pipe buffers' worth of report
+    assert all(report["issues"]["numErrors"] == 0 for report in raw)
 
 
 def test_a_batch_names_the_asset_that_fails() -> None:
