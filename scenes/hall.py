@@ -51,7 +51,7 @@ class ShellBooth:
 
 
 def build_shell(name: str, layout: HallLayout, booths: list[ShellBooth]) -> tuple[bytes, int]:
-    """The hall shell GLB and its triangle count.
+    """The hall shell GLB and the triangles it draws (instanced meshes once per instance).
 
     Args:
         name: shown over the entrance (the expo or hall name; any script).
@@ -78,7 +78,12 @@ def build_shell(name: str, layout: HallLayout, booths: list[ShellBooth]) -> tupl
         SceneDocument(meshes=meshes, nodes=nodes, roots=[0]),
         WriteOptions(quantize=True, meshopt=True),
     )
-    return glb, sum(m.triangle_count for m in meshes)
+    drawn = {
+        n.mesh: len(n.instances.translations) if n.instances else 1
+        for n in nodes
+        if n.mesh is not None
+    }
+    return glb, sum(meshes[i].triangle_count * copies for i, copies in drawn.items())
 
 
 def _structure(name: str, layout: HallLayout) -> Asset:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 from dataclasses import dataclass, replace
 
 import meshoptimizer  # type: ignore[import-untyped]
@@ -40,10 +41,17 @@ from meshoptimizer._loader import lib as _meshopt_lib  # type: ignore[import-unt
 from numpy.typing import NDArray
 
 from pipeline.model import F32, U32, Asset, Primitive
+from pipeline.parallel import available_cpus, map_threads
 
 logger = logging.getLogger(__name__)
 
 NAME = "simplify"
+
+# A primitive with at least this many triangles per available CPU is cut into slabs that
+# simplify on parallel threads (see _run_split); below it one call takes under ~0.1 s.
+SPLIT_MIN_TRIANGLES = 150_000
+# Each slab aims this much over its share, for the final pass to spend on the cuts.
+SPLIT_SLACK = 1.04
 
 F64 = NDArray[np.float64]
 
@@ -75,6 +83,8 @@ class SimplifyOptions:
         uv_weight: weight of each UV component (default 1.0: a UV shift across the whole
             texture costs as much as a position shift across the whole mesh).
         color_weight: weight of each vertex colour component (default 0.5).
+        workers: threads for a large primitive (see ``SPLIT_MIN_TRIANGLES``); default one
+            per available CPU. 1 simplifies every primitive in one call.
     """
 
     max_triangles: int = 100_000
@@ -83,6 +93,7 @@ class SimplifyOptions:
     normal_weight: float = 0.5
     uv_weight: float = 1.0
     color_weight: float = 0.5
+    workers: int | None = None
 
 
 def simplify(asset: Asset, options: SimplifyOptions = SimplifyOptions()) -> Asset:
@@ -156,22 +167,95 @@ def _attributes(prim: Primitive, options: SimplifyOptions) -> tuple[F32, F32]:
 
 
 def _run_attribute_aware(
-    prim: Primitive, target: int, options: SimplifyOptions, flags: int
+    prim: Primitive,
+    target: int,
+    options: SimplifyOptions,
+    flags: int,
+    *,
+    indices: U32 | None = None,
+    lock: NDArray[np.uint8] | None = None,
+    attributes: tuple[F32, F32] | None = None,
 ) -> tuple[U32, float]:
-    """One attribute-aware pass: the new index buffer and the error (relative to extent)."""
+    """One attribute-aware pass: the new index buffer and the error (relative to extent).
+
+    ``indices`` simplifies a subset of the triangles (default: all); ``lock`` marks vertices
+    that must not move (``vertex_lock``); ``attributes`` reuses :func:`_attributes`' arrays.
+    """
     positions = np.ascontiguousarray(prim.positions, dtype=np.float32)
-    indices = np.ascontiguousarray(prim.indices, dtype=np.uint32)
-    attributes, weights = _attributes(prim, options)
-    destination = np.empty_like(indices)
+    source = np.ascontiguousarray(prim.indices if indices is None else indices, dtype=np.uint32)
+    rows, weights = attributes if attributes is not None else _attributes(prim, options)
+    destination = np.empty_like(source)
     error = ctypes.c_float(0.0)
     count = _SIMPLIFY_WITH_ATTRIBUTES(
-        destination.ctypes.data, indices.ctypes.data, indices.size,
+        destination.ctypes.data, source.ctypes.data, source.size,
         positions.ctypes.data, positions.shape[0], 12,
-        attributes.ctypes.data if attributes.size else None, attributes.shape[1] * 4,
+        rows.ctypes.data if rows.size else None, rows.shape[1] * 4,
         weights.ctypes.data if weights.size else None, weights.size,
-        None, target * 3, options.max_error, flags, ctypes.byref(error),
+        None if lock is None else lock.ctypes.data, target * 3, options.max_error, flags,
+        ctypes.byref(error),
     )  # fmt: skip
     return destination[:count].copy(), float(error.value)
+
+
+def _run_split(
+    prim: Primitive, target: int, options: SimplifyOptions, flags: int, parts: int
+) -> tuple[U32, float]:
+    """Simplify ``parts`` slabs of the mesh on threads, then the joined result once more.
+
+    The triangles are cut into slabs by their centroids along the longest axis. Vertices shared
+    by two slabs are locked (``vertex_lock``), so each slab simplifies on its own thread
+    (ctypes releases the GIL) without opening cracks along the cuts. The slabs aim a little over
+    their share; one pass over the joined, much smaller mesh then reaches the target with
+    nothing locked, which thins out the full-resolution strip the locks left along the cuts.
+    """
+    triangles = prim.indices.reshape(-1, 3)
+    low, high = prim.positions.min(axis=0), prim.positions.max(axis=0)
+    axis = int(np.argmax(high - low))
+    keys = prim.positions[triangles[:, 0], axis]  # one corner is enough to sort slabs
+    cuts = [len(keys) * k // parts for k in range(1, parts)]
+    order = np.argpartition(keys, cuts)
+    slabs = [triangles[group] for group in np.split(order, cuts)]
+    seen = np.zeros(prim.vertex_count, dtype=np.uint8)
+    for slab in slabs:
+        mark = np.zeros(prim.vertex_count, dtype=np.uint8)
+        mark[slab.reshape(-1)] = 1
+        seen += mark
+    lock = np.ascontiguousarray(seen > 1, dtype=np.uint8)
+    rows, weights = _attributes(prim, options)
+
+    def run(slab: U32) -> tuple[U32, float]:
+        share = min(len(slab), math.ceil(target * len(slab) / len(triangles) * SPLIT_SLACK))
+        return _run_compact(prim, rows, weights, slab.reshape(-1), lock, share, options, flags)
+
+    results = map_threads(run, slabs, options.workers)
+    joined = np.concatenate([indices for indices, _ in results])
+    error = max(error for _, error in results)
+    if joined.size > target * 3:
+        joined, final = _run_compact(prim, rows, weights, joined, None, target, options, flags)
+        error = max(error, final)
+    return joined, error
+
+
+def _run_compact(
+    prim: Primitive,
+    rows: F32,
+    weights: F32,
+    indices: U32,
+    lock: NDArray[np.uint8] | None,
+    target: int,
+    options: SimplifyOptions,
+    flags: int,
+) -> tuple[U32, float]:
+    """Simplify the triangles ``indices`` with only the vertices they use (the simplifier's
+    cost grows with the vertex count it is given, not only with the triangles)."""
+    used, local = np.unique(indices, return_inverse=True)
+    part = Primitive(positions=prim.positions[used], indices=local.astype(np.uint32))
+    result, error = _run_attribute_aware(
+        part, target, options, flags,
+        lock=None if lock is None else np.ascontiguousarray(lock[used]),
+        attributes=(np.ascontiguousarray(rows[used]), weights),
+    )  # fmt: skip
+    return used[result].astype(np.uint32), error
 
 
 def _run_sloppy(prim: Primitive, target: int) -> tuple[U32, float]:
@@ -192,7 +276,11 @@ def _simplify_primitive(
 ) -> tuple[Primitive, float]:
     """Simplify one primitive to ``target`` triangles (see the module docstring's policy)."""
     flags = meshoptimizer.SIMPLIFY_LOCK_BORDER if options.lock_border else 0
-    indices, error = _run_attribute_aware(prim, target, options, flags)
+    parts = min(options.workers or available_cpus(), prim.triangle_count // SPLIT_MIN_TRIANGLES)
+    if parts > 1:
+        indices, error = _run_split(prim, target, options, flags, parts)
+    else:
+        indices, error = _run_attribute_aware(prim, target, options, flags)
     if indices.size > target * 3 and flags:
         warnings.append(f"simplify: unlocked open borders to reach {target} triangles")
         indices, error = _run_attribute_aware(prim, target, options, 0)

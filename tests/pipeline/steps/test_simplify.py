@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.model import Asset
-from pipeline.steps.simplify import SimplifyOptions, relative_error, simplify
+from pipeline.steps.simplify import SPLIT_MIN_TRIANGLES, SimplifyOptions, relative_error, simplify
 from pipeline.steps.weld import weld
 from tests.pipeline.steps import asset_of, soup, textured_sphere, uv_sphere
 
@@ -137,3 +137,47 @@ def test_a_million_triangles_weld_and_simplify_in_time(capsys: pytest.CaptureFix
             f"simplify to 3 LODs {done - welded_at:.2f} s\n"
         )
     assert done - start < 20.0
+
+
+@pytest.fixture(scope="module")
+def sphere_320k() -> Asset:
+    asset = textured_sphere(400, 401)
+    assert asset.triangle_count > 2 * SPLIT_MIN_TRIANGLES
+    return asset
+
+
+def open_edges(asset: Asset) -> int:
+    """Edges used by one triangle only, with vertices welded by position (UV seams ignored)."""
+    [prim] = asset.primitives
+    _, welded = np.unique(prim.positions, axis=0, return_inverse=True)
+    corners = welded.reshape(-1)[prim.indices].reshape(-1, 3)
+    edges = np.sort(np.concatenate([corners[:, [0, 1]], corners[:, [1, 2]], corners[:, [2, 0]]]))
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    return int((counts == 1).sum())
+
+
+def test_a_large_mesh_simplified_in_parallel_slabs_matches_one_pass(sphere_320k: Asset) -> None:
+    options = SimplifyOptions(max_triangles=30_000)
+    whole = simplify(sphere_320k, replace(options, workers=1))
+    split = simplify(sphere_320k, replace(options, workers=2))
+    assert split.triangle_count <= 30_000
+    assert split.triangle_count > 29_000
+    assert split.warnings == whole.warnings == []
+    # The locked cut between the slabs costs some accuracy, but not much.
+    assert relative_error(sphere_320k, split) <= 1.5 * relative_error(sphere_320k, whole) + 1e-4
+
+
+def test_slabs_leave_no_crack_along_their_cut(sphere_320k: Asset) -> None:
+    # The sphere's only open edges are its UV seam (u = 0 and u = 1 differ in the last bit).
+    seam = open_edges(sphere_320k)
+    assert 0 < seam < 2_000
+    split = simplify(sphere_320k, SimplifyOptions(max_triangles=30_000, workers=2))
+    assert open_edges(split) == seam
+
+
+def test_parallel_slabs_give_the_same_arrays_every_time(sphere_320k: Asset) -> None:
+    options = SimplifyOptions(max_triangles=20_000, workers=2)
+    first, second = simplify(sphere_320k, options), simplify(sphere_320k, options)
+    for a, b in zip(first.primitives, second.primitives, strict=True):
+        assert np.array_equal(a.indices, b.indices)
+        assert np.array_equal(a.positions, b.positions)
