@@ -1,4 +1,4 @@
-"""``python -m server``: serve, migrate, seed-demo, create-user.
+"""``python -m server``: serve, migrate, seed-demo, publish-hall, create-user.
 
 Exit codes: 0 success, 2 bad input (usage, invalid values), 1 anything else.
 """
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from server.errors import ExpoError
 from server.settings import DEV_SECRET, Settings
 
 logger = logging.getLogger("server")
@@ -36,11 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default PAVILION_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     commands.add_parser("migrate", help="bring the database schema up to date")
-    seed = commands.add_parser("seed-demo", help="create the demo expo if it does not exist")
+    seed = commands.add_parser(
+        "seed-demo", help="create the demo expo if it does not exist, and publish its hall"
+    )
     seed.add_argument(
         "--password",
         help=f"password of the demo users (default {DEMO_PASSWORD!r}; required in production)",
     )
+    publish = commands.add_parser(
+        "publish-hall", help="build the hall's changed booths and publish its manifest"
+    )
+    publish.add_argument("hall_id", help="the hall's id (GET /api/expos/{id}/halls)")
     user = commands.add_parser("create-user", help="create a user (reads the password from stdin)")
     user.add_argument("email")
     user.add_argument("--name", required=True, help="display name")
@@ -149,7 +156,7 @@ def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     from server.db.session import build_engine, session_factory, transaction
-    from server.demo import seed_demo
+    from server.demo import publish_demo, seed_demo
     from server.storage import build_blob_store
 
     password = args.password or os.environ.get("PAVILION_DEMO_PASSWORD")
@@ -159,10 +166,47 @@ def _cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         password = DEMO_PASSWORD
     engine = build_engine(settings.database)
+    blobs = build_blob_store(settings.blobs)
     with transaction(session_factory(engine)) as session:
-        expo = seed_demo(session, build_blob_store(settings.blobs), password)
+        expo = seed_demo(session, blobs, password)
         logger.info("demo expo: %s (%s)", expo.name, expo.id)
-    engine.dispose()
+    # A second transaction: a publish that fails leaves the seeded expo, and a rerun resumes.
+    try:
+        with transaction(session_factory(engine)) as session:
+            for result in publish_demo(session, blobs):
+                logger.info("demo hall %s: manifest version %d", result.hall_id, result.version)
+    except ExpoError as exc:
+        print(f"error: publishing the demo hall: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _cmd_publish_hall(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import uuid
+    from dataclasses import asdict
+
+    from server.db.session import build_engine, session_factory, transaction
+    from server.scenes import publish_hall
+    from server.storage import build_blob_store
+
+    try:
+        hall_id = uuid.UUID(args.hall_id)
+    except ValueError:
+        print(f"error: invalid hall id {args.hall_id!r}", file=sys.stderr)
+        return 2
+    engine = build_engine(settings.database)
+    try:
+        with transaction(session_factory(engine)) as session:
+            result = publish_hall(session, build_blob_store(settings.blobs), hall_id)
+    except ExpoError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2 if exc.code == "hall_not_found" else 1
+    finally:
+        engine.dispose()
+    print(json.dumps(asdict(result), default=str, indent=2))
     return 0
 
 

@@ -2,25 +2,31 @@
 
 The definition lives in ``assets/demo/expo.json``; the booth layout and every image (product
 photos, logos) are generated here by our own code, so the demo ships no third-party files.
+
+Two steps, both idempotent: :func:`seed_demo` writes the expo to the database with its photos
+and logos; :func:`publish_demo` runs the pipeline on the product photos (as the job system does
+for uploads, storing the outputs under ``assets/<sha256>/``) and publishes the demo hall, so its
+manifest is served right after ``make run``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.parallel import map_threads
+from pipeline.run import ConvertOptions, convert
+from scenes.demo import logo, product_photo
 from server.auth import hash_password
 from server.db.models import (
     AssetKind,
@@ -38,6 +44,7 @@ from server.db.models import (
     Tour,
     User,
 )
+from server.scenes import PublishResult, has_outputs, publish_hall, store_outputs
 from server.storage.base import IMMUTABLE, BlobStore
 
 logger = logging.getLogger(__name__)
@@ -104,111 +111,6 @@ def plan_slots(
     return plans
 
 
-def _hex(color: str) -> tuple[int, int, int]:
-    return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16))
-
-
-Rgb = tuple[int, int, int]
-LIGHT: Rgb = (250, 246, 238)
-
-
-def _draw_jar(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    draw.rounded_rectangle([cx - 90, 170, cx + 90, 410], 30, fill=(226, 150, 20))
-    draw.rectangle([cx - 70, 140, cx + 70, 175], fill=ink)
-    draw.rounded_rectangle([cx - 60, 250, cx + 60, 320], 10, fill=LIGHT)
-
-
-def _draw_bottle(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    draw.rounded_rectangle([cx - 45, 200, cx + 45, 410], 20, fill=ink)
-    draw.rectangle([cx - 14, 90, cx + 14, 210], fill=ink)
-    draw.rectangle([cx - 40, 280, cx + 40, 350], fill=LIGHT)
-
-
-def _draw_cup(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    draw.pieslice([cx - 110, 220, cx + 110, 420], 0, 180, fill=LIGHT)
-    draw.arc([cx + 80, 250, cx + 150, 330], 270, 90, fill=LIGHT, width=12)
-    draw.ellipse([cx - 110, 300, cx + 110, 340], fill=(120, 60, 20))
-
-
-def _draw_carpet(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    for i in range(8):
-        box = [cx - 150 + i * 12, 150 + i * 12, cx + 150 - i * 12, 410 - i * 12]
-        draw.rectangle(box, outline=ink if i % 2 else accent, width=6)
-
-
-def _draw_cloth(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    for i in range(5):  # a stack of folded cloth
-        top = 230 + i * 34
-        draw.rounded_rectangle(
-            [cx - 130, top, cx + 130, top + 30],
-            8,
-            fill=accent if i % 2 else LIGHT,
-            outline=ink,
-            width=3,
-        )
-
-
-def _draw_heap(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    draw.pieslice([cx - 120, 230, cx + 120, 470], 180, 360, fill=accent, outline=ink, width=4)
-    draw.pieslice([cx - 150, 300, cx + 150, 440], 0, 180, fill=LIGHT, outline=ink, width=6)
-
-
-def _draw_parcel(draw: ImageDraw.ImageDraw, cx: int, ink: Rgb, accent: Rgb) -> None:
-    draw.rounded_rectangle([cx - 110, 200, cx + 110, 410], 12, fill=LIGHT, outline=ink, width=8)
-    draw.rectangle([cx - 12, 200, cx + 12, 410], fill=accent)
-
-
-_ITEMS = {
-    "honey": _draw_jar,
-    "wine": _draw_bottle,
-    "tea": _draw_cup,
-    "carpets": _draw_carpet,
-    "textiles": _draw_cloth,
-    "spices": _draw_heap,
-    "nuts": _draw_heap,
-    "dried-fruit": _draw_heap,
-    "grains": _draw_heap,
-}
-
-
-def product_photo(category: str, primary: str, accent: str, seed: int) -> bytes:
-    """A 640x480 studio-style picture of a product of ``category``, drawn with Pillow (PNG)."""
-    width, height = 640, 480
-    top, bottom = _hex(accent), _hex(primary)
-    image = Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(image)
-    for y in range(height):
-        t = y / (height - 1)
-        draw.line(
-            [(0, y), (width, y)],
-            fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
-        )
-    draw.ellipse([140, 380, 500, 440], fill=tuple(c // 2 for c in bottom))  # shadow on the table
-    cx = width // 2 + (seed % 5 - 2) * 12
-    draw_item = _ITEMS.get(category, _draw_parcel)
-    draw_item(draw, cx, _hex(primary), _hex(accent))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
-def logo(initials: str, primary: str, accent: str) -> bytes:
-    """A round emblem in the booth's colours (PNG with transparency); initials as bars, no font."""
-    size = 256
-    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    draw.ellipse([8, 8, size - 8, size - 8], fill=_hex(primary), outline=_hex(accent), width=14)
-    code = sum(ord(c) for c in initials)
-    for i in range(6):  # a sunburst whose rays depend on the name: distinct per exhibitor
-        angle = (code * 37 + i * 60) % 360
-        x = size / 2 + 70 * math.cos(math.radians(angle))
-        y = size / 2 + 70 * math.sin(math.radians(angle))
-        draw.line([(size / 2, size / 2), (x, y)], fill=_hex(accent), width=16)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
 def _store(blobs: BlobStore, data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     key = f"demo/{digest[:2]}/{digest}.png"
@@ -249,6 +151,57 @@ def seed_demo(
     session.flush()
     logger.info("seeded the demo expo %s with %d booths", expo.slug, len(booths))
     return expo
+
+
+def publish_demo(session: Session, blobs: BlobStore) -> list[PublishResult]:
+    """Process the demo's product photos and publish its halls; nothing when it is not seeded.
+
+    Photos whose outputs are stored already are not processed again, and a hall whose inputs
+    did not change keeps its manifest version, so running this twice changes nothing.
+
+    Raises:
+        PublishError, StorageError: see :func:`server.scenes.publish_hall`.
+    """
+    slug = json.loads(DEFINITION.read_text(encoding="utf-8"))["expo"]["slug"]
+    expo = session.scalar(select(Expo).where(Expo.slug == slug))
+    if expo is None:
+        return []
+    hall_ids = [hall.id for hall in expo.halls]
+    processed = process_uploads(session, blobs, hall_ids)
+    logger.info("processed %d demo uploads", processed)
+    return [publish_hall(session, blobs, hall_id) for hall_id in hall_ids]
+
+
+def process_uploads(session: Session, blobs: BlobStore, hall_ids: list[uuid.UUID]) -> int:
+    """Run the pipeline on the ready product uploads of ``hall_ids`` that have no outputs yet.
+
+    Outputs go to ``assets/<sha256>/<path>`` (:func:`server.scenes.store_outputs`). The job
+    system does this for real uploads (issue 5); the demo seed does it here, on threads.
+
+    Returns:
+        The number of uploads processed.
+    """
+    rows = session.execute(
+        select(ProductAsset.sha256, ProductAsset.blob_key)
+        .join(Booth, ProductAsset.booth_id == Booth.id)
+        .where(
+            Booth.hall_id.in_(hall_ids),
+            ProductAsset.kind.in_([AssetKind.photo, AssetKind.model]),
+            ProductAsset.status == AssetStatus.ready,
+            ProductAsset.sha256.is_not(None),
+            ProductAsset.blob_key.is_not(None),
+        )
+    )
+    todo = sorted({(sha, key) for sha, key in rows if sha and key})
+    todo = [(sha, key) for sha, key in todo if not has_outputs(blobs, sha)]
+
+    def process(item: tuple[str, str]) -> None:
+        sha, key = item
+        result = convert(blobs.get(key), ConvertOptions(validate=False))
+        store_outputs(blobs, sha, result.files)
+
+    map_threads(process, todo)
+    return len(todo)
 
 
 def _seed_booth(

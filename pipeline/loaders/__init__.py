@@ -61,7 +61,7 @@ def load(
     if name is not None and asset.unit_hint is None:
         asset.unit_hint = unit_hint(name)
     require_triangles(asset)
-    logger.info(
+    logger.debug(
         "loaded %s: %d primitives, %d triangles, %d textures",
         fmt,
         len(asset.primitives),

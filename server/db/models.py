@@ -279,3 +279,44 @@ class Tour(IdMixin, Base):
     route: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[TourStatus] = mapped_column(_enum(TourStatus), default=TourStatus.scheduled)
     guide: Mapped[Guide] = relationship()
+
+
+class PublishedManifest(IdMixin, Base):
+    """One published version of a hall's manifest, kept as history (``created_at``: published).
+
+    The manifest itself is an immutable blob at ``key``; this row remembers what it needs: the
+    booth records the next build starts from, and every blob the version names, so that a
+    janitor can delete the objects of versions superseded longer ago than the grace period
+    (``server.scenes.MANIFEST_GRACE``) while keeping those a newer version still names.
+    """
+
+    __tablename__ = "published_manifests"
+    __table_args__ = (UniqueConstraint("hall_id", "version"),)
+    hall_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("halls.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # The manifest's key and every GLB key it names.
+    keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # scenes.manifest.BoothRecord.to_json() by booth id: the ``previous`` of the next build.
+    records: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # When a newer version replaced this one as the hall's manifest; None while current.
+    superseded_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class HallManifest(Base):
+    """The pointer to a hall's current manifest; a publish flips it last, in one transaction."""
+
+    __tablename__ = "hall_manifests"
+    hall_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("halls.id", ondelete="CASCADE"), primary_key=True
+    )
+    # No cascade: a janitor must never delete the version a hall points at.
+    manifest_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("published_manifests.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(512))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    manifest: Mapped[PublishedManifest] = relationship()

@@ -1,14 +1,18 @@
-"""Expos and their halls."""
+"""Expos and their halls, and the halls' published 3D scenes (manifest and publish)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy import select
 
-from server.api.deps import AdminUser, PageDep, SessionDep, apply_changes, get_or_404
+from server import scenes
+from server.api.deps import AdminUser, BlobsDep, PageDep, SessionDep, apply_changes, get_or_404
 from server.api.schemas import (
+    ErrorResponse,
     ExpoCreate,
     ExpoPublic,
     ExpoUpdate,
@@ -118,3 +122,66 @@ def update_hall(
 def delete_hall(hall_id: uuid.UUID, _admin: AdminUser, session: SessionDep) -> None:
     """Delete a hall with its slots, booths and tours (admins only)."""
     session.delete(get_or_404(session, Hall, hall_id, "hall"))
+
+
+# --- published scenes -----------------------------------------------------------------------
+
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "Storage or fonts unavailable"}
+}
+
+
+class PublishPublic(BaseModel):
+    """What a publish did (``server.scenes.PublishResult``)."""
+
+    hall_id: uuid.UUID
+    version: int
+    changed: bool
+    manifest_key: str
+    booths: int
+    rebuilt: list[str]
+    objects_written: int
+    skipped_products: list[str]
+    warnings: list[str]
+    timings: dict[str, float]
+
+
+@router.get(
+    "/halls/{hall_id}/manifest",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The hall manifest (docs/manifest.md), a `url` beside every `key`",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        **_UNAVAILABLE,
+    },
+)
+def get_hall_manifest(
+    hall_id: uuid.UUID, request: Request, session: SessionDep, blobs: BlobsDep
+) -> Response:
+    """The hall's published manifest: what a visitor's client loads first."""
+    served = scenes.served_manifest(session, blobs, hall_id)
+    headers = {"ETag": served.etag, "Cache-Control": scenes.MANIFEST_CACHE_CONTROL}
+    if _etag_matches(request.headers.get("if-none-match"), served.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(served.body, media_type="application/json", headers=headers)
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against a list of entity tags, or ``*``."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+@router.post("/halls/{hall_id}/publish", response_model=PublishPublic, responses=_UNAVAILABLE)
+def publish_hall(
+    hall_id: uuid.UUID, _admin: AdminUser, session: SessionDep, blobs: BlobsDep
+) -> PublishPublic:
+    """Build the booths that changed and publish a new manifest version (admins only)."""
+    result = scenes.publish_hall(session, blobs, hall_id)
+    session.commit()  # the flip is durable before the answer says it happened
+    return PublishPublic.model_validate(result, from_attributes=True)

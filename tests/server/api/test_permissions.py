@@ -47,6 +47,7 @@ ENDPOINTS = [
     _e("POST", "/api/expos/{expo}/halls"),
     _e("PATCH", "/api/halls/{hall}"),
     _e("DELETE", "/api/halls/{hall}"),
+    _e("POST", "/api/halls/{hall}/publish"),
     _e("POST", "/api/halls/{hall}/slots"),
     _e("PATCH", "/api/slots/{slot}"),
     _e("DELETE", "/api/slots/{slot}"),
