@@ -244,6 +244,8 @@ class ProductAsset(IdMixin, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     blob_key: Mapped[str | None] = mapped_column(String(512))
+    # Why processing failed (a pipeline or sandbox code), shown to the exhibitor in plain words.
+    error_code: Mapped[str | None] = mapped_column(String(64))
     product: Mapped[Product | None] = relationship(
         back_populates="assets", foreign_keys=[product_id]
     )
@@ -320,3 +322,72 @@ class HallManifest(Base):
     key: Mapped[str] = mapped_column(String(512))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     manifest: Mapped[PublishedManifest] = relationship()
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Job(IdMixin, Base):
+    """Processing of one uploaded file, by content: every asset with this SHA-256 shares it.
+
+    The same bytes uploaded twice (by anyone) are processed once: the second upload finds the
+    job, or the outputs under ``assets/<sha256>/``. ``heartbeat_at`` is refreshed while a worker
+    runs the job; a running job whose heartbeat is older than the reaper's limit is queued again
+    (its worker died), so no job stays running forever.
+    """
+
+    __tablename__ = "jobs"
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.queued, index=True)
+    step: Mapped[str] = mapped_column(String(40), default="queued")
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    worker: Mapped[str | None] = mapped_column(String(120))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(index=True)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UploadMethod(enum.StrEnum):
+    presigned = "presigned"  # the browser POSTs to S3 with a presigned policy, then finalizes
+    resumable = "resumable"  # the browser PUTs chunks to the API (local blob store), then finalizes
+
+
+class UploadSession(IdMixin, Base):
+    """A large upload in progress: the key it goes to, what was declared, when it expires.
+
+    Finalizing checks the stored bytes against the declaration (size, magic bytes, SHA-256) and
+    turns the session into a ProductAsset (``asset_id``); finalizing again returns that asset.
+    Sessions never finalized are removed by the janitor after they expire, with their bytes.
+    """
+
+    __tablename__ = "upload_sessions"
+    booth_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("booths.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[AssetKind] = mapped_column(_enum(AssetKind))
+    method: Mapped[UploadMethod] = mapped_column(_enum(UploadMethod))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(512), unique=True)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    finalized_at: Mapped[datetime | None] = mapped_column()
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("product_assets.id", ondelete="SET NULL")
+    )
