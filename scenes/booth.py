@@ -130,7 +130,7 @@ def build_booth(spec: BoothSpec) -> BuiltBooth:
         kit = full if level < 2 else build_kit(spec.template, spec.width, spec.depth, detail=1)
         structure = _structure(spec, kit, level, logo)
         products = [models[int(_index(spec, p.product_id))][level] for p in placements]
-        lods.append(_write(spec, structure, products, placements))
+        lods.append(_write(spec, kit, structure, products, placements))
     warnings = [f"no room on the booth for product {pid}" for pid in unplaced]
     low, high = _bounds(full)
     return BuiltBooth(booth_digest(spec), lods, placements, unplaced, (low, high), warnings)
@@ -245,9 +245,19 @@ def _logo_image(data: bytes) -> Image.Image:
 
 
 def _write(
-    spec: BoothSpec, structure: Asset, products: list[Asset], placements: list[Placement]
+    spec: BoothSpec,
+    kit: BoothKit,
+    structure: Asset,
+    products: list[Asset],
+    placements: list[Placement],
 ) -> BuiltLod:
-    nodes = [SceneNode(name=f"booth {spec.name}", children=[1]), SceneNode("structure", mesh=0)]
+    lights = [
+        {"type": "spot", "position": list(h.position), "target": list(h.target),
+         "angle": h.angle, "intensity": h.intensity}
+        for h in kit.lights
+    ]  # fmt: skip
+    root = SceneNode(name=f"booth {spec.name}", children=[1], extras={"lights": lights})
+    nodes = [root, SceneNode("structure", mesh=0)]
     for index, p in enumerate(placements):
         nodes[0].children.append(len(nodes))
         nodes.append(

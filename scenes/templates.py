@@ -13,6 +13,9 @@ Three templates, after the shell-scheme stands of real trade fairs:
 * ``island`` (6x6 m): open on all four sides around a central tower that carries the name on
   all four faces and the logo, pedestals and counters around it.
 
+Each kit also carries lighting hints (spots over the front edge, aimed into the booth) that the
+booth GLB passes on in its root node's ``extras.lights``.
+
 Each template returns a :class:`BoothKit`: the structure as primitives (one per material), where
 the signs and logos go, and the product slots for :mod:`scenes.placement`. Sizes other than the
 nominal ones scale the layout (a 4x3 shell is a wider shell); the structure stays within the
@@ -22,7 +25,7 @@ footprint.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
 
@@ -75,6 +78,17 @@ class Board:
     facing: Facing = "+z"
 
 
+@dataclass(frozen=True, slots=True)
+class LightHint:
+    """A spot light a client may add when the booth is near (not a glTF light: a hundred booths
+    with real lights would sink a headset's frame rate; the client lights the nearest few)."""
+
+    position: Vec3
+    target: Vec3
+    angle: float = 0.6  # radians, the cone's half angle
+    intensity: float = 1.0  # relative: the client scales it to its lighting model
+
+
 @dataclass(slots=True)
 class BoothKit:
     """A template's output for one booth size."""
@@ -87,6 +101,7 @@ class BoothKit:
     signs: list[Board]
     logos: list[Board]
     slots: list[Slot]
+    lights: list[LightHint] = field(default_factory=list)
 
 
 def build_kit(template: str, width: float, depth: float, *, detail: int = 0) -> BoothKit:
@@ -115,7 +130,18 @@ def build_kit(template: str, width: float, depth: float, *, detail: int = 0) -> 
     kit = BoothKit(template, width, depth, WALL_HEIGHT + 0.6, [], [], [], [])
     TEMPLATES[template](mesh, kit, detail)
     kit.structure = mesh.primitives()
+    kit.lights = _lights(kit)
     return kit
+
+
+def _lights(kit: BoothKit) -> list[LightHint]:
+    """Spots from above the front edge onto the booth's back half, one per 3 m of width."""
+    count = max(1, round(kit.width / 3.0))
+    xs = [kit.width * ((i + 0.5) / count - 0.5) for i in range(count)]
+    y = kit.height + 0.3
+    return [
+        LightHint((round(x, 3), y, kit.depth / 2), (round(x, 3), 0.8, -kit.depth / 4)) for x in xs
+    ]
 
 
 def _fascia(mesh: MeshBuilder, kit: BoothKit, span: float, z: float, x: float = 0.0) -> None:

@@ -102,6 +102,10 @@ def hall_booths(products: dict[str, ProductModel]) -> list[PlacedBooth]:
     ]
 
 
+def is_product(node: dict[str, Any]) -> bool:
+    return "product_id" in node.get("extras", {})
+
+
 class Store:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
@@ -181,8 +185,11 @@ def test_booth_lods_carry_the_products_and_get_lighter(products: dict[str, Produ
     assert triangles[0] >= triangles[1] >= triangles[2] > 0
     assert sizes[0] > sizes[2]
     document, _ = read_glb(decode_meshopt_glb(built.lods[0].glb))
-    extras = [n["extras"]["product_id"] for n in document["nodes"] if "extras" in n]
+    extras = [n["extras"]["product_id"] for n in document["nodes"] if is_product(n)]
     assert extras == ["red", "box"]
+    lights = document["nodes"][0]["extras"]["lights"]
+    assert len(lights) == 1  # one spot per 3 m of width
+    assert lights[0]["position"][1] > 2.5 > lights[0]["target"][1]
     images = {image["mimeType"] for image in document["images"]}
     assert images == {"image/webp"}
 
@@ -191,7 +198,7 @@ def test_a_product_is_never_distorted_and_never_enlarged(products: dict[str, Pro
     built = build_booth(spec(products, products=tuple(products.values())))
     document, _ = read_glb(decode_meshopt_glb(built.lods[0].glb))
     for node in document["nodes"]:
-        if "extras" in node:
+        if is_product(node):
             sx, sy, sz = node.get("scale", [1.0, 1.0, 1.0])
             assert sx == sy == sz
             assert 0 < sx <= 1.0
