@@ -23,6 +23,7 @@ from tests.databases import (
 )
 from tests.factories import World, build_world
 from tests.pg_server import postgres_server
+from tests.redis_server import redis_server
 from tests.services import S3Service, seaweedfs
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -32,6 +33,13 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server (the machine's, or one started for this run)."""
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server (the machine's, or one started for this run); share it by unique names."""
+    with redis_server() as url:
         yield url
 
 
