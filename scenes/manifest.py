@@ -8,8 +8,8 @@ every product hotspot in hall coordinates. The schema is versioned (``schema``/`
 
 Keys, not URLs: the server turns each ``key`` into a ``url`` when it serves the manifest (a
 local blob route or an S3 address), so a stored manifest never holds an expiring address.
-Numbers are rounded to the millimetre and the JSON is compact: a 100-booth hall stays under
-100 KB.
+Numbers are rounded to the centimetre, keys carry 128 bits of SHA-256, and the JSON is compact:
+a 100-booth hall with UUID ids stays under 100 KB (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -100,16 +100,19 @@ class ManifestBooth:
     record: BoothRecord
 
 
+KEY_HEX = 32  # 128 bits of SHA-256: collision-free at any realistic object count, and short
+
+
 def glb_key(glb: bytes) -> str:
-    """The content-addressed key of a scene GLB: the SHA-256 of its bytes."""
-    return f"scenes/{hashlib.sha256(glb).hexdigest()}.glb"
+    """The content-addressed key of a scene GLB: the first 128 bits of its SHA-256, in hex."""
+    return f"scenes/{hashlib.sha256(glb).hexdigest()[:KEY_HEX]}.glb"
 
 
 def build_manifest(
     hall_id: str, name: str, layout: HallLayout, shell: Stored, booths: list[ManifestBooth]
 ) -> dict[str, Any]:
     """The manifest document (see docs/manifest.md); booths in slot-number order."""
-    return {
+    document = {
         "schema": SCHEMA,
         "version": VERSION,
         "hall": {"id": hall_id, "name": name, "width": layout.width, "depth": layout.depth},
@@ -120,6 +123,20 @@ def build_manifest(
         "teleport_targets": [list(t) for t in layout.teleport_targets],
         "booths": [_booth(b, w) for b, w in zip(booths, layout.waypoints, strict=True)],
     }
+    rounded: dict[str, Any] = _centimetres(document)
+    return rounded
+
+
+def _centimetres(value: Any) -> Any:
+    """Every float rounded to 0.01 (centimetres, hundredths of a degree): enough to place
+    and aim things, and a 100-booth manifest stays under 100 KB."""
+    if isinstance(value, float):
+        return round(value, 2) + 0.0
+    if isinstance(value, list):
+        return [_centimetres(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _centimetres(v) for k, v in value.items()}
+    return value
 
 
 def dumps(manifest: dict[str, Any]) -> bytes:

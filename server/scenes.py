@@ -3,7 +3,7 @@
 Storage layout (every object immutable and content-addressed, ``Cache-Control:`` :data:`IMMUTABLE`):
 
     assets/<sha256 of the upload>/web/lod0.glb ...   the pipeline's outputs for one upload
-    scenes/<sha256>.glb                              booth LODs and hall shells
+    scenes/<sha256, 128 bits>.glb                    booth LODs and hall shells
     manifests/<hall id>/<sha256>.json                one hall manifest version
 
 A publish reads the hall's booths, slots, logos and products from the database and the products'

@@ -27,8 +27,8 @@ _HEIF_FORMATS = frozenset({"AVIF", "HEIF", "HEIC"})
 # Pillow reports multi-picture JPEGs (camera MPO files) as "MPO"; they are still JPEG bytes.
 MIME_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 # ``warnings.catch_warnings`` swaps a process-wide filter list: two threads inside it at once
-# could leave the wrong filters behind. Decoding is serialised; encoding (the costly part of the
-# textures step) still runs in parallel outside the guard.
+# could leave the wrong filters behind. Only the header parse (where Pillow's bomb check runs)
+# is serialised; decoding and encoding run in parallel outside the lock.
 _GUARD = threading.Lock()
 
 
@@ -50,6 +50,19 @@ def open_image(
             ``image_too_many_pixels`` for pixel floods, ``image_plugin_missing`` when AVIF/HEIC
             is asked for without pillow-heif, ``image_invalid`` for corrupt or truncated data.
     """
+    image = _header(data, limits, formats)
+    try:
+        image.seek(0)  # C5: frame 0 only, whatever n_frames says.
+        image.load()  # the costly part, outside the lock: decodes run in parallel threads
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot decode image: {exc}", code="image_invalid") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise ImageError(str(exc), code="image_too_many_pixels") from exc
+    return image
+
+
+def _header(data: bytes, limits: Limits, formats: Sequence[str]) -> Image.Image:
+    """Open ``data`` as one of ``formats`` and check its pixel count, decoding no pixels."""
     allowed = _register_plugins(formats)
     with _GUARD, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -60,18 +73,15 @@ def open_image(
                 f"{width}x{height} pixels (max {limits.max_image_pixels})",
                 code="image_too_many_pixels",
             )
-        try:
-            image.seek(0)  # C5: frame 0 only, whatever n_frames says.
-            image.load()
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageError(f"cannot decode image: {exc}", code="image_invalid") from exc
-        except Image.DecompressionBombWarning as exc:
-            raise ImageError(str(exc), code="image_too_many_pixels") from exc
     return image
 
 
 def image_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, int, int]:
-    """Guard a texture and return its (MIME type, width, height).
+    """Guard a texture's header and return its (MIME type, width, height).
+
+    Only the header is read (format allowlist, pixel cap): loaders call this for every texture,
+    and the pixels are decoded, fully guarded, by :func:`open_image` where a step needs them
+    (a truncated texture fails there with ``image_invalid``).
 
     Args:
         data: Encoded JPEG, PNG or WebP bytes.
@@ -83,7 +93,7 @@ def image_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, int, 
     Raises:
         ImageError: As for :func:`open_image`.
     """
-    image = open_image(data, limits)
+    image = _header(data, limits, DEFAULT_FORMATS)
     return MIME_TYPES[str(image.format)], image.size[0], image.size[1]
 
 
