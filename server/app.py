@@ -15,9 +15,21 @@ from starlette.concurrency import run_in_threadpool
 from server.api import blobs as blob_routes
 from server.api.errors import install_error_handlers
 from server.api.limits import BodyLimitMiddleware
-from server.api.routes import auth, booths, expos, health, organisations, products, tours
+from server.api.routes import (
+    auth,
+    booths,
+    expos,
+    health,
+    jobs,
+    organisations,
+    products,
+    tours,
+    uploads,
+)
 from server.api.schemas import ErrorResponse
+from server.background import start_background
 from server.db.session import build_engine, session_factory
+from server.pubsub import build_pubsub
 from server.settings import Settings
 from server.storage import S3BlobStore, build_blob_store
 
@@ -52,6 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(blobs.ensure_bucket)
         await run_in_threadpool(blobs.set_cors, settings.cors_origins)
     app.state.blobs = blobs
+    app.state.pubsub = build_pubsub(settings)
+    background = await start_background(settings, app.state.sessions, blobs, app.state.pubsub)
+    app.state.jobs = background.queue
     logger.info(
         "pavilion ready: database=%s blobs=%s",
         engine.url.render_as_string(hide_password=True),
@@ -60,6 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await background.stop()
+        app.state.pubsub.close()
         engine.dispose()
 
 
@@ -74,16 +91,22 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        path_caps=uploads.body_caps(settings.limits),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            # Resumable uploads tell the client where to resume (docs/api.md "Uploads").
+            expose_headers=["Upload-Offset"],
         )
     app.include_router(health.router)
-    for module in (auth, organisations, expos, booths, products, tours):
+    for module in (auth, organisations, expos, booths, products, tours, uploads, jobs):
         app.include_router(module.router, prefix="/api")
     if settings.blobs.backend == "local":
         app.include_router(

@@ -1,4 +1,4 @@
-"""``python -m server``: serve, migrate, seed-demo, publish-hall, create-user.
+"""``python -m server``: serve, migrate, seed-demo, publish-hall, create-user, janitor.
 
 Exit codes: 0 success, 2 bad input (usage, invalid values), 1 anything else.
 """
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default PAVILION_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser(
+        "worker", help="process upload jobs from Redis (needs PAVILION_REDIS_URL); stop: SIGTERM"
+    )
     seed = commands.add_parser(
         "seed-demo", help="create the demo expo if it does not exist, and publish its hall"
     )
@@ -48,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
         "publish-hall", help="build the hall's changed booths and publish its manifest"
     )
     publish.add_argument("hall_id", help="the hall's id (GET /api/expos/{id}/halls)")
+    janitor = commands.add_parser(
+        "janitor",
+        help="remove expired upload sessions, orphaned uploads and stale multipart uploads",
+    )
+    janitor.add_argument(
+        "--grace-hours",
+        type=float,
+        help="how old a leftover must be to be removed "
+        "(default PAVILION_LIMITS__UPLOAD_GRACE_HOURS or 24)",
+    )
     user = commands.add_parser("create-user", help="create a user (reads the password from stdin)")
     user.add_argument("email")
     user.add_argument("--name", required=True, help="display name")
@@ -143,6 +156,40 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from server.background import run_worker
+    from server.db.session import build_engine, session_factory
+    from server.pubsub import build_pubsub
+    from server.storage import build_blob_store
+
+    if not settings.redis_url:
+        print(
+            "error: a worker needs PAVILION_REDIS_URL (without Redis, jobs run in the API)",
+            file=sys.stderr,
+        )
+        return 2
+    engine = build_engine(settings.database)
+    pubsub = build_pubsub(settings)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        blobs = build_blob_store(settings.blobs)
+        await run_worker(settings, session_factory(engine), blobs, pubsub, stop)
+
+    try:
+        asyncio.run(work())
+    finally:
+        pubsub.close()
+        engine.dispose()
+    return 0
+
+
 def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from server.db.migrate import upgrade
     from server.db.session import build_engine
@@ -207,6 +254,36 @@ def _cmd_publish_hall(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(json.dumps(asdict(result), default=str, indent=2))
+    return 0
+
+
+def _cmd_janitor(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import timedelta
+
+    from server.db.session import build_engine, session_factory
+    from server.janitor import sweep_uploads
+    from server.storage import build_blob_store
+    from server.uploads import Staging, staging_directory
+
+    hours = settings.limits.upload_grace_hours if args.grace_hours is None else args.grace_hours
+    if hours < 0:
+        print("error: --grace-hours must not be negative", file=sys.stderr)
+        return 2
+    engine = build_engine(settings.database)
+    try:
+        result = sweep_uploads(
+            session_factory(engine),
+            build_blob_store(settings.blobs),
+            Staging(staging_directory(settings)),
+            grace=timedelta(hours=hours),
+        )
+    except ExpoError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(result.as_dict()))
     return 0
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.sandbox import SandboxError, SandboxLimits, convert_in_sandbox
 from server.db.models import AssetStatus, Booth, Job, JobState, ProductAsset, utcnow
 from server.errors import BlobNotFound, Conflict, StorageError
+from server.jobs import RetryLater
 from server.scenes import PublishError, has_outputs, publish_booth, store_outputs
 from server.storage.base import BlobStore
 
@@ -56,15 +57,6 @@ Publish = Callable[[str, dict[str, Any]], None]
 RETRYABLE_CODES = frozenset(
     {"crashed", "validator_unavailable", "storage_unavailable", "storage_error", "publish_conflict"}
 )
-
-
-class RetryJob(Exception):
-    """Run the job again after ``delay_seconds`` (raised to the queue by :func:`process_job`)."""
-
-    def __init__(self, delay_seconds: float, reason: str) -> None:
-        super().__init__(reason)
-        self.delay_seconds = delay_seconds
-        self.reason = reason
 
 
 def job_topic(job_id: uuid.UUID | str) -> str:
@@ -132,7 +124,7 @@ class Processor:
 
 
 def process_job(processor: Processor, job_id: uuid.UUID) -> None:
-    """Process job ``job_id``; raise :class:`RetryJob` to be run again later."""
+    """Process job ``job_id``; raises :class:`~server.jobs.RetryLater` to be run again later."""
     with processor.sessions() as session:
         job = session.get(Job, job_id)
         if job is None or job.state in (JobState.succeeded, JobState.failed):
@@ -273,7 +265,7 @@ def _fail_or_retry(
         processor.publish(
             job_topic(job_id), {"type": "job.progress", "step": "waiting to retry", "percent": 0}
         )
-        raise RetryJob(delay, f"{code}: {message}")
+        raise RetryLater(delay, f"{code}: {message}")
     logger.info("job %s failed: %s: %s", job_id, code, message)
     with processor.sessions() as session:
         job = session.get(Job, job_id)

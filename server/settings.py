@@ -53,6 +53,42 @@ class LimitSettings(BaseModel):
     # Cap on any request body, counted in the ASGI receive path (chunked bodies included).
     max_body_bytes: int = 1024 * 1024
     max_page_size: int = 200
+    # Uploads (docs/api.md "Uploads"). One multipart request carries a file up to this size.
+    max_upload_bytes: int = Field(default=25 * 1024**2, ge=1)
+    # Larger files go through a presigned POST (S3) or a resumable upload (local store); the
+    # pipeline refuses inputs over 200 MiB anyway (pipeline.limits.Limits.max_input_bytes).
+    max_large_upload_bytes: int = Field(default=200 * 1024**2, ge=1)
+    # One resumable chunk; also the body cap of the chunk route.
+    upload_chunk_bytes: int = Field(default=8 * 1024**2, ge=64 * 1024)
+    # How long a resumable upload may take to receive all its chunks.
+    resumable_upload_seconds: int = Field(default=24 * 3600, ge=60)
+    # Where resumable chunks are staged; default ``<blobs.local_dir>/~staging`` ("~" never
+    # starts a blob key segment, so the local store never lists it).
+    upload_staging_dir: Path | None = None
+    # Per exhibitor organisation: stored bytes of its assets plus open uploads' declared sizes,
+    # products, and uploads open at once.
+    organisation_quota_bytes: int = Field(default=5 * 1024**3, ge=0)
+    organisation_quota_products: int = Field(default=500, ge=0)
+    organisation_open_uploads: int = Field(default=20, ge=0)
+    # The janitor deletes unreferenced uploads and expired sessions this long after the fact.
+    upload_grace_hours: float = Field(default=24.0, ge=0)
+
+
+class JobSettings(BaseModel):
+    """Processing uploads (server/processing.py, server/jobs/)."""
+
+    # Jobs run at once: threads of the API process (embedded) or of each worker process.
+    workers: int = Field(default=1, ge=1, le=64)
+    # Limits of one conversion's child process (pipeline/sandbox.py).
+    sandbox_memory_bytes: int = Field(default=3 * 1024**3, ge=64 * 1024**2)
+    sandbox_cpu_seconds: int = Field(default=300, ge=1)
+    sandbox_wall_seconds: float = Field(default=600.0, gt=0)
+    # How often the API looks for jobs whose worker died, or whose enqueue was lost.
+    reaper_seconds: float = Field(default=30.0, gt=0)
+    # Redis queue (saq): its name (the API and its workers must agree), and how long a job's
+    # worker may be silent before the job is given to another worker.
+    redis_queue: str = Field(default="pavilion-jobs", min_length=1, max_length=100)
+    redis_heartbeat_seconds: int = Field(default=60, ge=5)
 
 
 class Settings(BaseSettings):
@@ -77,6 +113,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
+    jobs: JobSettings = JobSettings()
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

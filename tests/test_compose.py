@@ -244,7 +244,7 @@ def test_the_schema_check_rejects_a_misspelt_condition_and_an_unknown_key(
 def test_the_production_topology_has_the_expected_services(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(services) == {"api", "postgres", "redis", "seaweedfs", "seaweedfs-init"}
+    assert set(services) == {"api", "worker", "postgres", "redis", "seaweedfs", "seaweedfs-init"}
 
 
 def test_every_image_is_pinned_to_a_versioned_tag(

@@ -46,7 +46,9 @@ def get_blobs(request: Request) -> BlobStore:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent. With FastAPI's default
+# ("request") a dependency's exit runs after the response, so a failing commit would follow a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -33,7 +33,7 @@ from server.api.types import (
     Tagline,
     Url,
 )
-from server.db.models import AssetKind, AssetStatus, BoothTemplate, Role, TourStatus
+from server.db.models import AssetKind, AssetStatus, BoothTemplate, Role, TourStatus, UploadMethod
 
 T = TypeVar("T")
 
@@ -341,6 +341,53 @@ class AssetPublic(Out):
     size: int
     sha256: str | None
     url: str | None = Field(default=None, description="where a browser can GET the file")
+    error_code: str | None = Field(
+        default=None, description="why processing failed (status failed), a stable code"
+    )
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+UploadKind = Literal["model", "photo"]
+UploadState = Literal["open", "complete", "expired", "finalized"]
+
+
+class UploadDeclaration(In):
+    """A large file announced before its bytes; finalize checks the bytes against it."""
+
+    kind: UploadKind
+    filename: FileName
+    content_type: ContentType = Field(
+        description="sent by the browser with the presigned POST; the stored type is detected"
+    )
+    size: Annotated[int, Field(ge=1, le=10 * 1024**3, description="bytes, exactly")]
+    sha256: Sha256
+
+
+class UploadAccepted(BaseModel):
+    asset: AssetPublic
+    job_id: uuid.UUID | None = Field(
+        description="the processing job (GET its progress); null when nothing runs: the same "
+        "bytes failed before and the asset failed with that code"
+    )
+
+
+class UploadPublic(BaseModel):
+    upload_id: uuid.UUID
+    method: UploadMethod
+    kind: AssetKind
+    filename: str
+    size: int
+    offset: int = Field(description="bytes received so far (resumable); the next chunk's offset")
+    chunk_size: int | None = Field(description="the largest chunk a PUT may carry (resumable)")
+    state: UploadState
+    expires_at: datetime
+    asset_id: uuid.UUID | None
+
+
+class PresignedUploadPublic(UploadPublic):
+    url: str = Field(description="POST a multipart form here: `fields`, then the file as `file`")
+    fields: dict[str, str]
 
 
 # --- guides and tours -----------------------------------------------------------------------

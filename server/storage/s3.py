@@ -15,6 +15,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -310,6 +311,38 @@ class S3BlobStore:
             ExpiresIn=seconds,
         )
         return PresignedPost(url=post["url"], fields=dict(post["fields"]), expires_in=seconds)
+
+    def last_modified(self, key: str) -> datetime:
+        """When the object at ``key`` was written (HeadObject). Raises BlobNotFound."""
+        check_key(key)
+        with self._translate("HeadObject", key):
+            response = self._client.head_object(Bucket=self._bucket, Key=key)
+        modified: datetime = response["LastModified"]
+        return modified
+
+    def abort_multipart_uploads(self, *, initiated_before: datetime, prefix: str = "") -> int:
+        """Abort the incomplete multipart uploads started before ``initiated_before``.
+
+        Their parts take space but no listing shows them (research-security.md F9). An upload
+        aborted meanwhile by someone else is not an error. Returns how many were aborted.
+        """
+        aborted = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with self._translate("ListMultipartUploads"):
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Uploads", ()):
+                    if item["Initiated"] >= initiated_before:
+                        continue
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self._bucket, Key=item["Key"], UploadId=item["UploadId"]
+                        )
+                    except ClientError as exc:
+                        if _error_code(exc) != "NoSuchUpload":
+                            raise
+                        continue
+                    aborted += 1
+        return aborted
 
     # -- errors -----------------------------------------------------------------------------
 

@@ -100,10 +100,20 @@ def test_health_answers_ok(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_ready_reports_the_database_and_blobs_ok(client: TestClient) -> None:
+def test_ready_reports_the_database_blobs_and_pubsub_ok(client: TestClient) -> None:
     response = client.get("/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "blobs": "ok"}}
+    checks = {"database": "ok", "blobs": "ok", "pubsub": "ok"}
+    assert response.json() == {"status": "ok", "checks": checks}
+
+
+def test_an_unreachable_redis_fails_readiness(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(sqlite_url, tmp_path).model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0"}
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        assert_unready_in_time(client, {"database": "ok", "blobs": "ok", "pubsub": "unavailable"})
 
 
 def assert_unready_in_time(client: TestClient, checks: dict[str, str]) -> None:
@@ -112,7 +122,7 @@ def assert_unready_in_time(client: TestClient, checks: dict[str, str]) -> None:
     assert response is not None, f"/ready did not answer within {READY_LIMIT} s"
     assert elapsed < READY_LIMIT
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "checks": checks}
+    assert response.json() == {"status": "unavailable", "checks": {"pubsub": "ok", **checks}}
 
 
 def test_an_unreachable_database_fails_readiness_but_not_startup_or_liveness(
@@ -133,7 +143,7 @@ def test_a_removed_blob_directory_fails_readiness(client: TestClient, settings: 
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "checks": {"database": "ok", "blobs": "unavailable"},
+        "checks": {"database": "ok", "blobs": "unavailable", "pubsub": "ok"},
     }
 
 
@@ -144,7 +154,7 @@ def test_a_blob_directory_replaced_by_a_file_fails_readiness(
     settings.blobs.local_dir.write_bytes(b"not a directory")
     response = client.get("/ready")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "blobs": "unavailable"}
+    assert response.json()["checks"] == {"database": "ok", "blobs": "unavailable", "pubsub": "ok"}
 
 
 def test_readiness_recovers_when_the_blob_directory_comes_back(
@@ -173,7 +183,8 @@ def test_both_dependencies_down_are_both_reported(sqlite_url: str, tmp_path: Pat
         assert response is not None
         assert elapsed < READY_LIMIT
         assert response.status_code == 503
-        assert response.json()["checks"] == {"database": "unavailable", "blobs": "unavailable"}
+        checks = response.json()["checks"]
+        assert checks == {"database": "unavailable", "blobs": "unavailable", "pubsub": "ok"}
 
 
 @pytest.mark.slow

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.sandbox import SandboxLimits
 from server.db.models import AssetKind, AssetStatus, Job, JobState, Product, ProductAsset, utcnow
+from server.jobs import RetryLater
 from server.processing import (
     MAX_ATTEMPTS,
     Processor,
-    RetryJob,
     accept_upload,
     hall_topic,
     job_topic,
@@ -172,7 +172,7 @@ def test_a_hostile_file_fails_its_job_with_the_pipelines_code_and_is_not_retried
     bomb = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # a PNG signature and nothing a decoder can use
     asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], bomb)
     assert job_id is not None
-    process_job(run, job_id)  # no RetryJob: final
+    process_job(run, job_id)  # no RetryLater: final
     with local.sessions() as session:
         job, asset = session.get(Job, job_id), session.get(ProductAsset, asset_id)
         assert job is not None
@@ -204,7 +204,7 @@ def test_a_crashed_conversion_is_retried_with_backoff_then_fails_for_good(
     assert job_id is not None
     delays = []
     for _ in range(MAX_ATTEMPTS - 1):
-        with pytest.raises(RetryJob) as retry:
+        with pytest.raises(RetryLater) as retry:
             process_job(run, job_id)
         delays.append(retry.value.delay_seconds)
         with local.sessions() as session:

@@ -40,12 +40,15 @@ async def _check(name: str, probe: Callable[[], object]) -> str:
 
 @router.get("/ready", responses={503: {"description": "a dependency is down"}})
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database and the blob store answer (each within a few seconds)."""
-    engine, blobs = request.app.state.engine, request.app.state.blobs
-    database, blob_store = await asyncio.gather(
-        _check("database", lambda: ping_database(engine)), _check("blobs", blobs.ping)
+    """Readiness: the database, the blob store and pub/sub answer (each within a few seconds)."""
+    state = request.app.state
+    engine, blobs, pubsub = state.engine, state.blobs, state.pubsub
+    database, blob_store, messages = await asyncio.gather(
+        _check("database", lambda: ping_database(engine)),
+        _check("blobs", blobs.ping),
+        _check("pubsub", pubsub.ping),
     )
-    checks = {"database": database, "blobs": blob_store}
+    checks = {"database": database, "blobs": blob_store, "pubsub": messages}
     ok = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

@@ -16,6 +16,7 @@ from server.api.deps import (
     PageDep,
     SearchFilter,
     SessionDep,
+    SettingsDep,
     apply_changes,
     check_booth_owner,
     escape_like,
@@ -24,6 +25,7 @@ from server.api.deps import (
 from server.api.schemas import (
     AssetCreate,
     AssetPublic,
+    ErrorResponse,
     Facet,
     Facets,
     Page,
@@ -34,6 +36,7 @@ from server.api.schemas import (
 from server.db.models import AssetKind, AssetStatus, Booth, Expo, Hall, Product, ProductAsset
 from server.errors import Conflict, Invalid
 from server.storage.base import BlobStore
+from server.uploads import check_product_quota
 
 router = APIRouter(tags=["products"])
 
@@ -139,14 +142,24 @@ def expo_facets(expo_id: uuid.UUID, session: SessionDep) -> Facets:
 
 
 @router.post(
-    "/booths/{booth_id}/products", response_model=ProductPublic, status_code=status.HTTP_201_CREATED
+    "/booths/{booth_id}/products",
+    response_model=ProductPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        429: {"model": ErrorResponse, "description": "The product quota (`quota_products`)"}
+    },
 )
 def create_product(
-    booth_id: uuid.UUID, body: ProductCreate, principal: CurrentUser, session: SessionDep
+    booth_id: uuid.UUID,
+    body: ProductCreate,
+    principal: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Product:
-    """Add a product to a booth: its exhibitor or an admin."""
+    """Add a product to a booth: its exhibitor or an admin (429 past the organisation's quota)."""
     booth = get_or_404(session, Booth, booth_id, "booth")
     check_booth_owner(principal, booth)
+    check_product_quota(session, booth.organisation_id, settings.limits)
     _unique_name(session, booth_id, body.name, None)
     product = Product(booth_id=booth_id, **body.model_dump())
     session.add(product)

@@ -1,4 +1,5 @@
-"""Fixtures for the API tests: the ids of a small world with an asset, a free slot, a guide and a tour."""
+"""Fixtures for the API tests: the ids of a small world with an asset, a free slot, a guide, a tour
+and an upload session."""
 
 from __future__ import annotations
 
@@ -59,6 +60,20 @@ def ids(
         201,
     )
     spare_guide_user = make_user(sessions, settings, Role.guide)
+    upload = ok(
+        client.post(
+            f"/api/products/{world.products[0]['id']}/uploads/resumable",
+            json={
+                "kind": "model",
+                "filename": "big.glb",
+                "content_type": "model/gltf-binary",
+                "size": 1000,
+                "sha256": "0" * 64,
+            },
+            headers=world.exhibitors[0].headers,
+        ),
+        201,
+    )
     return {
         "org": world.orgs[0]["id"],
         "expo": world.expo["id"],
@@ -71,4 +86,5 @@ def ids(
         "guide": guide["id"],
         "guide_user": str(spare_guide_user.user_id),
         "tour": tour["id"],
+        "upload": upload["upload_id"],
     }

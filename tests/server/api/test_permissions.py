@@ -59,6 +59,12 @@ ENDPOINTS = [
     _e("DELETE", "/api/products/{product}", "owner"),
     _e("POST", "/api/products/{product}/assets", "owner"),
     _e("DELETE", "/api/assets/{asset}", "owner"),
+    _e("POST", "/api/products/{product}/uploads", "owner"),
+    _e("POST", "/api/products/{product}/uploads/presigned", "owner"),
+    _e("POST", "/api/products/{product}/uploads/resumable", "owner"),
+    _e("PUT", "/api/uploads/{upload}", "owner"),
+    _e("POST", "/api/uploads/{upload}/finalize", "owner"),
+    _e("POST", "/api/booths/{booth}/logo", "owner"),
     _e("POST", "/api/guides"),
     _e("PATCH", "/api/guides/{guide}", "host"),
     _e("DELETE", "/api/guides/{guide}"),
@@ -66,7 +72,19 @@ ENDPOINTS = [
     _e("PATCH", "/api/tours/{tour}", "host"),
     _e("DELETE", "/api/tours/{tour}", "host"),
 ]
-ADMIN_READS = [_e("GET", "/api/users"), _e("GET", "/api/auth/me", "any")]
+# Reads restricted to some callers (an upload's state is its exhibitor's business).
+ADMIN_READS = [
+    _e("GET", "/api/users"),
+    _e("GET", "/api/auth/me", "any"),
+    _e("GET", "/api/uploads/{upload}", "owner"),
+]
+_DECLARATION = {
+    "kind": "model",
+    "filename": "x.glb",
+    "content_type": "model/gltf-binary",
+    "size": 1000,
+    "sha256": "a" * 64,
+}
 
 BODIES: dict[str, dict[str, Any]] = {
     "/api/users": {
@@ -104,6 +122,8 @@ BODIES: dict[str, dict[str, Any]] = {
         "content_type": "image/png",
         "size": 10,
     },
+    "/api/products/{product}/uploads/presigned": _DECLARATION,
+    "/api/products/{product}/uploads/resumable": _DECLARATION,
     "/api/guides": {"user_id": "{guide_user}", "display_name": "Fake guide"},
     "/api/guides/{guide}": {"bio": "pwned"},
     "/api/tours": {
