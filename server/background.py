@@ -10,6 +10,8 @@ jobs (:func:`run_worker`). Either way the reaper runs here, every ``jobs.reaper_
   deduplicated by job id, so this never runs a job twice at once.
 
 At startup every queued job is enqueued again (the in-process queue forgets on restart).
+Every ``jobs.janitor_seconds`` the uploads janitor runs too (expired sessions, orphaned raw
+uploads, incomplete S3 multipart uploads older than ``limits.upload_grace_hours``).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline.sandbox import SandboxLimits
 from server.db.models import Job, JobState, utcnow
+from server.janitor import sweep_uploads
 from server.jobs import JobQueue, JobQueueUnavailable, RedisJobOptions, build_job_queue
 from server.jobs import run_worker as run_saq_worker
 from server.processing import Processor, reap
 from server.pubsub.base import PubSub
 from server.settings import Settings
 from server.storage.base import BlobStore
+from server.uploads import Staging, staging_directory
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +66,14 @@ def redis_options(settings: Settings) -> RedisJobOptions:
 @dataclass
 class Background:
     queue: JobQueue
-    reaper: asyncio.Task[None]
+    tasks: list[asyncio.Task[None]]
 
     async def stop(self) -> None:
-        self.reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.reaper
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.queue.stop()
 
 
@@ -90,8 +96,10 @@ async def start_background(
         logger.warning("job queue unavailable at startup: %s", exc)
     # The first sweep (every queued job) runs on the reaper's task: a database that is down at
     # startup must not stop the API from starting (readiness reports it), the sweep just waits.
-    reaper = asyncio.create_task(_reap_forever(sessions, queue, settings.jobs.reaper_seconds))
-    return Background(queue, reaper)
+    tasks = [asyncio.create_task(_reap_forever(sessions, queue, settings.jobs.reaper_seconds))]
+    if settings.jobs.janitor_seconds > 0:
+        tasks.append(asyncio.create_task(_janitor_forever(settings, sessions, blobs)))
+    return Background(queue, tasks)
 
 
 def sweep(sessions: sessionmaker[Session], queue: JobQueue, *, startup: bool = False) -> int:
@@ -120,6 +128,20 @@ async def _reap_forever(sessions: sessionmaker[Session], queue: JobQueue, period
         except Exception:  # a process boundary: log and try again next period
             logger.exception("reaper pass failed")
         await asyncio.sleep(period)
+
+
+async def _janitor_forever(
+    settings: Settings, sessions: sessionmaker[Session], blobs: BlobStore
+) -> None:
+    staging = Staging(staging_directory(settings))
+    grace = timedelta(hours=settings.limits.upload_grace_hours)
+    while True:
+        await asyncio.sleep(settings.jobs.janitor_seconds)
+        try:
+            result = await run_in_threadpool(sweep_uploads, sessions, blobs, staging, grace=grace)
+            logger.info("janitor: %s", result.as_dict())
+        except Exception:  # a process boundary: log and try again next period
+            logger.exception("janitor pass failed")
 
 
 WORKER_ALIVE_FILE = Path(tempfile.gettempdir()) / "pavilion-worker.alive"

@@ -85,6 +85,9 @@ class JobSettings(BaseModel):
     sandbox_wall_seconds: float = Field(default=600.0, gt=0)
     # How often the API looks for jobs whose worker died, or whose enqueue was lost.
     reaper_seconds: float = Field(default=30.0, gt=0)
+    # How often the API runs the uploads janitor (server/janitor.py); 0 leaves it to
+    # `python -m server janitor` (cron, or one replica of several).
+    janitor_seconds: float = Field(default=3600.0, ge=0)
     # Redis queue (saq): its name (the API and its workers must agree), and how long a job's
     # worker may be silent before the job is given to another worker.
     redis_queue: str = Field(default="pavilion-jobs", min_length=1, max_length=100)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -24,6 +26,7 @@ from server.janitor import UploadSweep, sweep_uploads
 from server.settings import Settings
 from server.storage import LocalBlobStore, S3BlobStore
 from server.uploads import Staging, staging_directory
+from tests.conftest import make_settings
 from tests.factories import ok
 from tests.pipeline.hostile import OBJ_TRIANGLE, encoded_image
 from tests.server.api.test_uploads import GLB, Env, make_env, upload_settings
@@ -252,3 +255,25 @@ def test_settings_name_the_staging_directory(tmp_path: Path) -> None:
     assert staging_directory(default) == tmp_path / "b" / "~staging"
     chosen = Settings(limits={"upload_staging_dir": tmp_path / "s"})
     assert staging_directory(chosen) == tmp_path / "s"
+
+
+def test_the_api_runs_the_janitor_on_its_period(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(sqlite_url, tmp_path)
+    settings = settings.model_copy(
+        update={
+            "jobs": settings.jobs.model_copy(update={"janitor_seconds": 0.2}),
+            "limits": settings.limits.model_copy(update={"upload_grace_hours": 0.0}),
+        }
+    )
+    with TestClient(create_app(settings)) as client:
+        blobs: Any = client.app.state.blobs  # type: ignore[attr-defined]
+        orphan = f"uploads/{uuid.uuid4()}"
+        blobs.put(orphan, b"nobody refers to me", content_type="application/octet-stream")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                blobs.head(orphan)
+            except BlobNotFound:
+                return
+            time.sleep(0.1)
+    raise AssertionError("the janitor did not remove an orphaned upload")
