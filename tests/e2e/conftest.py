@@ -14,9 +14,11 @@ ARTIFACTS = REPO / "test-artifacts" / "e2e"
 THREE = REPO / "web" / "node_modules" / "three"
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running on the main
+# thread while it is open, and tests after this package call asyncio.run() there.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium with software WebGL, shared by the session's tests."""
+    """Debian's headless Chromium with software WebGL, shared by this package's tests."""
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         try:
@@ -25,7 +27,7 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server() -> Iterator[StaticServer]:
     """The static server with ``/three/`` (web/node_modules/three) mounted; tests mount the rest."""
     if not (THREE / "build" / "three.module.js").is_file():
