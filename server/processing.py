@@ -12,6 +12,8 @@
 State lives in the database (``Job``, ``ProductAsset.status``), so any worker can pick up any
 job and a job survives the worker that ran it: a running job's heartbeat is refreshed while it
 runs, and :func:`reap` queues again the jobs whose heartbeat went stale (their worker died).
+A job queued again while it runs (the same bytes uploaded meanwhile) does not end succeeded:
+the run the queue delivers next does (queues run an id enqueued during its run once more).
 Transient faults (a crashed child, the S3 server or the validator unavailable) are retried with
 exponential backoff up to ``MAX_ATTEMPTS``; a refusal or a limit is final: the same bytes would
 fail the same way.
@@ -32,9 +34,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.sandbox import SandboxError, SandboxLimits, convert_in_sandbox
@@ -51,6 +54,7 @@ BACKOFF_SECONDS = (2.0, 8.0, 30.0)
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER = timedelta(seconds=60)
 PROGRESS_EVERY_SECONDS = 0.5
+PUBLISH_RACES = 5  # lost in a row to other publishes of the hall before the job retries later
 
 Publish = Callable[[str, dict[str, Any]], None]
 # Codes of faults of the machine, not of the file: a later attempt may succeed.
@@ -93,18 +97,41 @@ def accept_upload(session: Session, asset: ProductAsset) -> Job | None:
     job = session.scalar(select(Job).where(Job.sha256 == asset.sha256))
     asset.status = AssetStatus.processing
     if job is None:
-        job = Job(sha256=asset.sha256)
-        session.add(job)
-        session.flush()
-        return job
+        created = _create_job(session, asset.sha256)
+        if created is not None:
+            return created
+        # A concurrent upload of the same bytes committed the job first: join it.
+        job = session.scalars(select(Job).where(Job.sha256 == asset.sha256)).one()
     if job.state == JobState.failed and job.error_code not in RETRYABLE_CODES:
         asset.status = AssetStatus.failed  # the same bytes would fail the same way
         asset.error_code = job.error_code
         return None
     if job.state in (JobState.succeeded, JobState.failed):
-        # Processed before (or failed transiently): run again; the outputs are reused.
-        job.state, job.step, job.percent = JobState.queued, "queued", 0
+        # Processed before (or failed transiently): run again, with every attempt; the outputs
+        # are reused.
+        job.state, job.step, job.percent, job.attempts = JobState.queued, "queued", 0, 0
         job.updated_at = utcnow()
+    elif job.state == JobState.running:
+        # The run may be past marking these bytes' assets ready: queued, the job runs again
+        # after it (the caller enqueues it; that run does not end as succeeded, see _run).
+        job.state, job.updated_at = JobState.queued, utcnow()
+    return job
+
+
+def _create_job(session: Session, sha: str) -> Job | None:
+    """A new job for ``sha``, or None when another transaction committed one first.
+
+    ``jobs.sha256`` is unique: of two uploads of the same bytes at once, the second INSERT
+    fails (on PostgreSQL it waits for the first transaction, then fails). A savepoint keeps the
+    request's transaction usable, so that upload joins the job instead of failing.
+    """
+    session.flush()  # the asset's changes: an error from them is not this race
+    try:
+        with session.begin_nested():
+            job = Job(sha256=sha)
+            session.add(job)
+    except IntegrityError:
+        return None
     return job
 
 
@@ -162,9 +189,9 @@ def _run(processor: Processor, job_id: uuid.UUID, sha: str) -> None:
     for booth_id in booths:
         _publish_booth(processor, booth_id)
     with processor.sessions() as session:
-        session.execute(
+        done = session.execute(
             update(Job)
-            .where(Job.id == job_id)
+            .where(Job.id == job_id, Job.state == JobState.running)
             .values(
                 state=JobState.succeeded,
                 step="done",
@@ -174,6 +201,10 @@ def _run(processor: Processor, job_id: uuid.UUID, sha: str) -> None:
             )
         )
         session.commit()
+    if cast(CursorResult[Any], done).rowcount != 1:
+        # Queued again while it ran (accept_upload, reap): the run that follows finishes it.
+        logger.info("job %s was queued again while it ran; it runs again", job_id)
+        return
     processor.publish(job_topic(job_id), {"type": "job.done", "state": "succeeded", "percent": 100})
 
 
@@ -195,21 +226,39 @@ def _raw_bytes(processor: Processor, sha: str) -> bytes:
 
 
 def _mark_ready(processor: Processor, sha: str) -> list[uuid.UUID]:
-    """Every asset with these bytes that waits becomes ready; returns their booths."""
+    """Every asset with these bytes becomes ready; returns the booths of all of them.
+
+    All of them, not only those that waited: an earlier attempt may have marked them ready and
+    then failed to publish (S3 down, a lost race, its worker killed); this one publishes.
+    """
     with processor.sessions() as session:
-        assets = session.scalars(
-            select(ProductAsset).where(
-                ProductAsset.sha256 == sha, ProductAsset.status != AssetStatus.ready
-            )
-        ).all()
+        assets = session.scalars(select(ProductAsset).where(ProductAsset.sha256 == sha)).all()
         booths = sorted({a.booth_id for a in assets})
         for asset in assets:
-            asset.status, asset.error_code = AssetStatus.ready, None
+            if asset.status != AssetStatus.ready:
+                asset.status, asset.error_code = AssetStatus.ready, None
         session.commit()
     return booths
 
 
 def _publish_booth(processor: Processor, booth_id: uuid.UUID) -> None:
+    """Publish the booth's hall; a race lost to another publish of the hall is run again at once.
+
+    Every job publishes its booth's whole hall, so uploads to one hall race; the winner made
+    progress, and the next try starts from its version. After ``PUBLISH_RACES`` lost races in a
+    row the Conflict goes up and the job retries later.
+    """
+    for race in range(1, PUBLISH_RACES + 1):
+        try:
+            _publish_once(processor, booth_id)
+            return
+        except Conflict:
+            if race == PUBLISH_RACES:
+                raise
+            logger.info("booth %s: publish race %d lost; publishing again", booth_id, race)
+
+
+def _publish_once(processor: Processor, booth_id: uuid.UUID) -> None:
     with processor.sessions() as session:
         booth = session.get(Booth, booth_id)
         if booth is None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.sandbox import SandboxLimits
@@ -25,7 +27,7 @@ from server.processing import (
     reap,
     waiting,
 )
-from server.scenes import has_outputs, served_manifest
+from server.scenes import has_outputs, publish_hall, served_manifest, store_outputs
 from server.storage import IMMUTABLE, BlobStore
 from tests.server.test_scenes_publish import (  # noqa: F401 - the uploads fixture
     Env,
@@ -262,6 +264,192 @@ def test_a_finished_job_delivered_twice_does_nothing_the_second_time(
     assert len(events.messages) == count
     with local.sessions() as session:
         assert session.get(Job, job_id).attempts == 1  # type: ignore[union-attr]
+
+
+def _hotspots(env: Env, hall_id: uuid.UUID) -> set[str]:
+    with env.sessions() as session:
+        manifest = _json(served_manifest(session, env.blobs, hall_id).body)
+    return {h["product_id"] for b in manifest["booths"] for h in b["hotspots"]}
+
+
+def test_a_job_whose_publish_failed_publishes_the_booth_when_it_runs_again(
+    local: Env,  # noqa: F811
+    uploads: dict[str, Upload],  # noqa: F811
+) -> None:
+    # Converted before: the run goes straight to marking the asset ready and publishing, whose
+    # first write fails (S3 down). The asset is ready by then; the next attempt must publish.
+    upload = uploads["portrait"]
+    store_outputs(local.blobs, upload.sha256, upload.files)
+    failing = RecordingStore(local.blobs, fail_on=1)
+    run = Processor(local.sessions, failing, Events())
+    with local.sessions() as session:
+        hall = make_hall(session, local.blobs, uploads, (0,))
+        session.commit()
+    asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
+    assert job_id is not None
+    with pytest.raises(RetryLater):
+        process_job(run, job_id)
+    failing.fail_on = None
+    process_job(run, job_id)
+    with local.sessions() as session:
+        asset = session.get(ProductAsset, asset_id)
+        assert asset is not None
+        assert asset.status is AssetStatus.ready
+    assert str(asset.product_id) in _hotspots(local, hall.hall_id)
+
+
+def test_bytes_uploaded_while_their_job_publishes_are_made_ready_by_the_run_that_follows(
+    local: Env,  # noqa: F811
+    uploads: dict[str, Upload],  # noqa: F811
+) -> None:
+    # The second upload commits after the run marked the first asset ready, while it publishes;
+    # the route enqueues the job then, so the queue runs it again once this run ends.
+    upload = uploads["portrait"]
+    store_outputs(local.blobs, upload.sha256, upload.files)
+    store = RecordingStore(local.blobs)
+    events = Events()
+    run = Processor(local.sessions, store, events)
+    with local.sessions() as session:
+        hall = make_hall(session, local.blobs, uploads, (0, 0))
+        session.commit()
+    _, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
+    assert job_id is not None
+    late: list[tuple[uuid.UUID, uuid.UUID | None]] = []
+    store.on_put = lambda _key: late.append(
+        submit(local.sessions, local.blobs, hall.booth_ids[1], upload.data)
+    )
+    process_job(run, job_id)  # its first write is the publish's
+    [(late_asset, late_job)] = late
+    assert late_job == job_id
+    with local.sessions() as session:
+        assert session.get(Job, job_id).state is JobState.queued  # type: ignore[union-attr]
+    assert not [m for m in events.on(job_topic(job_id)) if m["type"] == "job.done"]
+    process_job(run, job_id)  # the delivery the route's enqueue asked for
+    with local.sessions() as session:
+        asset = session.get(ProductAsset, late_asset)
+        assert asset is not None
+        assert asset.status is AssetStatus.ready
+        assert session.get(Job, job_id).state is JobState.succeeded  # type: ignore[union-attr]
+    assert str(asset.product_id) in _hotspots(local, hall.hall_id)
+
+
+def test_bytes_uploaded_again_after_their_job_failed_transiently_get_every_attempt_again(
+    local: Env,  # noqa: F811
+    uploads: dict[str, Upload],  # noqa: F811
+) -> None:
+    data = uploads["landscape"].data + b"z"
+    with local.sessions() as session:
+        hall = make_hall(session, local.blobs, uploads, (0,))
+        session.commit()
+    _, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], data)
+    assert job_id is not None
+    with local.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.state, job.attempts, job.error_code = (
+            JobState.failed,
+            MAX_ATTEMPTS,
+            "storage_unavailable",
+        )
+        session.commit()
+    _, again = submit(local.sessions, local.blobs, hall.booth_ids[0], data)
+    assert again == job_id
+    # S3 fails the first write of the new run: a transient fault, retried, not final.
+    run = Processor(local.sessions, RecordingStore(local.blobs, fail_on=1), Events())
+    with pytest.raises(RetryLater):
+        process_job(run, job_id)
+    with local.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert (job.state, job.attempts) == (JobState.queued, 1)
+
+
+def test_a_job_that_loses_a_publish_race_publishes_again_at_once(
+    local: Env,  # noqa: F811
+    uploads: dict[str, Upload],  # noqa: F811
+) -> None:
+    upload = uploads["portrait"]
+    store_outputs(local.blobs, upload.sha256, upload.files)
+    store = RecordingStore(local.blobs)
+    run = Processor(local.sessions, store, Events())
+    with local.sessions() as session:
+        hall = make_hall(session, local.blobs, uploads, (0, 0))
+        session.commit()
+    asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
+    assert job_id is not None
+
+    def rival(_key: str) -> None:  # another job's publish of the hall commits first
+        with local.sessions() as session:
+            publish_hall(session, local.blobs, hall.hall_id)
+            session.commit()
+
+    store.on_put = rival  # the job's first write is its publish's
+    process_job(run, job_id)  # no RetryLater: the lost race was run again
+    with local.sessions() as session:
+        job = session.get(Job, job_id)
+        asset = session.get(ProductAsset, asset_id)
+        assert job is not None
+        assert asset is not None
+        assert (job.state, job.attempts) == (JobState.succeeded, 1)
+    assert str(asset.product_id) in _hotspots(local, hall.hall_id)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_same_bytes_uploaded_twice_at_once_join_one_job(
+    local: Env,  # noqa: F811
+    uploads: dict[str, Upload],  # noqa: F811
+) -> None:
+    # PostgreSQL: the second upload does not see the first one's uncommitted job, inserts its
+    # own and waits for the first transaction; once that commits, the unique sha256 refuses it.
+    with local.sessions() as session:
+        hall = make_hall(session, local.blobs, uploads, (0, 0))
+        session.commit()
+    data = uploads["portrait"].data + b"at once"
+    inserting = threading.Event()
+    second: dict[str, Any] = {}
+
+    def upload_second() -> None:
+        try:
+            with local.sessions() as session:
+                product = new_product(session, hall.booth_ids[1], "second")
+                asset = upload_asset(session, local.blobs, product, data)
+                job = accept_upload(session, asset)
+                session.commit()
+                second.update(asset=asset.id, job=None if job is None else job.id)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            second["error"] = exc
+
+    thread = threading.Thread(target=upload_second)
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is thread and statement.startswith("INSERT INTO jobs"):
+            inserting.set()
+
+    engine = local.client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        with local.sessions() as first:
+            product = new_product(first, hall.booth_ids[0], "first")
+            first_asset = upload_asset(first, local.blobs, product, data)
+            job = accept_upload(first, first_asset)
+            assert job is not None
+            thread.start()
+            assert inserting.wait(10), "the second upload never tried to create a job"
+            time.sleep(0.2)  # its INSERT reaches the server and waits for this transaction
+            first.commit()
+        thread.join(10)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert "error" not in second, second.get("error")
+    assert second["job"] == job.id
+    with local.sessions() as session:
+        sha = hashlib.sha256(data).hexdigest()
+        assert len(session.scalars(select(Job).where(Job.sha256 == sha)).all()) == 1
+        statuses = session.scalars(
+            select(ProductAsset.status).where(ProductAsset.sha256 == sha)
+        ).all()
+        assert statuses == [AssetStatus.processing, AssetStatus.processing]
 
 
 def _json(body: bytes) -> dict[str, Any]:
