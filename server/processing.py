@@ -359,7 +359,9 @@ class _Progress:
         if now - self.last < PROGRESS_EVERY_SECONDS and fraction < 1.0:
             return
         self.last = now
-        _set_step(self.processor, self.job_id, step, 5 + round(80 * max(0.0, min(1.0, fraction))))
+        # The pipeline's last step is "done"; the job still stores and publishes after it.
+        name = "converted" if step == "done" else step
+        _set_step(self.processor, self.job_id, name, 5 + round(80 * max(0.0, min(1.0, fraction))))
 
 
 @contextmanager
