@@ -13,6 +13,9 @@ lines, enforces the wall clock and turns every way the child can end into a resu
     wall clock passed            limit_wall (the child's process group is killed)
     any other death              crashed (a signal or an unexpected exit status)
 
+The child asks the kernel to SIGKILL it when its parent dies (``PR_SET_PDEATHSIG``): a worker
+killed mid-job does not leave a conversion running on its own.
+
 Limits: ``RLIMIT_DATA`` rather than ``RLIMIT_AS``, because the Node.js validator the child starts
 reserves gigabytes of address space it never touches (V8's pointer cage); ``RLIMIT_DATA`` counts
 what is really writable (heap and private mappings). Children of the child (the validator)
@@ -23,6 +26,7 @@ inherit the limits. Protocol on the child's stdout: one JSON object per line, ``
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -118,7 +122,10 @@ def convert_in_sandbox(
 
 
 def _run_child(root: Path, limits: SandboxLimits, progress: Progress | None) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pipeline.sandbox", str(root), json.dumps(_limits(limits))]
+    command = [
+        sys.executable, "-m", "pipeline.sandbox", str(root), json.dumps(_limits(limits)),
+        str(os.getpid()),
+    ]  # fmt: skip
     started = time.monotonic()
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         command,
@@ -201,6 +208,18 @@ def _limits(limits: SandboxLimits) -> dict[str, int]:
 # --- the child -----------------------------------------------------------------------------
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent dies (a worker killed mid-job leaves no orphan)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _apply_limits(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     # Soft limit: SIGXCPU (the process dies with it); hard limit a little later: SIGKILL.
@@ -214,8 +233,11 @@ def _emit(message: dict[str, Any]) -> None:
 
 
 def child_main(argv: list[str]) -> int:
-    """``python -m pipeline.sandbox WORKDIR LIMITS_JSON``: convert WORKDIR/input into WORKDIR/out."""
+    """``python -m pipeline.sandbox WORKDIR LIMITS_JSON PARENT_PID``: convert WORKDIR/input into
+    WORKDIR/out."""
     root, limits = Path(argv[0]), json.loads(argv[1])
+    if len(argv) > 2:
+        _die_with_parent(int(argv[2]))
     _apply_limits(int(limits["memory_bytes"]), int(limits["cpu_seconds"]))
     # Imported after the limits, so that nothing heavy runs unlimited.
     from pipeline.run import ConvertOptions, convert

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from io import BytesIO
+from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import trimesh
 from PIL import Image
 
 from pipeline.sandbox import SandboxError, SandboxLimits, convert_in_sandbox
+from tests.paths import REPO
 
 FAST = {"validate": False}
 
@@ -88,3 +94,35 @@ def test_after_every_kind_of_failure_the_next_conversion_still_works() -> None:
         with pytest.raises(SandboxError):
             convert_in_sandbox(photo(), options=FAST, limits=limits)
     assert "web/lod0.glb" in convert_in_sandbox(photo(), options=FAST).files
+
+
+def test_the_child_dies_with_a_parent_killed_mid_conversion(
+    big_sphere: bytes, tmp_path: Path
+) -> None:
+    # Two things end an orphaned child: PR_SET_PDEATHSIG (at once) and, in a step that reports
+    # progress, the broken pipe of its next line. This checks the outcome (no orphan), which
+    # either gives here; PR_SET_PDEATHSIG is what covers a long silent step.
+    source = tmp_path / "sphere.stl"
+    source.write_bytes(big_sphere)
+    script = (
+        "import sys; from pathlib import Path; from pipeline.sandbox import convert_in_sandbox; "
+        "convert_in_sandbox(Path(sys.argv[1]).read_bytes(), options={'unit': 'mm'})"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(source)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            children = psutil.Process(parent.pid).children()
+            time.sleep(0.05)
+        assert children, "the sandbox child never started"
+        [child] = children
+        time.sleep(0.5)  # well inside the conversion (seconds of work)
+        assert child.is_running()
+        parent.kill()
+        parent.wait()
+        _, alive = psutil.wait_procs([child], timeout=10)
+        assert alive == [], "the sandbox child outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
