@@ -12,13 +12,10 @@ manifest is served right after ``make run``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.parallel import map_threads
 from pipeline.run import ConvertOptions, convert
-from scenes.demo import logo, product_photo
+from scenes.demo import demo_slots, load_definition, logo, product_photo
+from scenes.layout import SlotSpec
 from server.auth import hash_password
 from server.db.models import (
     AssetKind,
@@ -49,67 +47,6 @@ from server.storage.base import IMMUTABLE, BlobStore
 
 logger = logging.getLogger(__name__)
 
-DEFINITION = Path(__file__).resolve().parent.parent / "assets" / "demo" / "expo.json"
-SIZES = {
-    BoothTemplate.shell: (3.0, 3.0),
-    BoothTemplate.corner: (6.0, 3.0),
-    BoothTemplate.island: (6.0, 6.0),
-}
-AISLE = 4.0  # metres between booth rows
-MARGIN = 4.0  # metres between the hall walls and the booths
-ROW_LENGTH = 27.0  # metres; longer rows make visitors walk too far round
-
-
-@dataclass(frozen=True, slots=True)
-class SlotPlan:
-    number: str
-    template: BoothTemplate
-    width: float
-    depth: float
-    x: float
-    z: float
-
-
-def plan_slots(
-    templates: list[BoothTemplate], hall_width: float, hall_depth: float
-) -> list[SlotPlan]:
-    """Pack booths into rows from the back wall towards the entrance, aisles between rows."""
-    usable = min(hall_width - 2 * MARGIN, ROW_LENGTH)
-    rows: list[list[BoothTemplate]] = [[]]
-    used = 0.0
-    for template in templates:
-        width = SIZES[template][0]
-        if rows[-1] and used + width > usable:
-            rows.append([])
-            used = 0.0
-        rows[-1].append(template)
-        used += width
-    # A row never grows past ``usable``, but one booth wider than that still makes a row.
-    if any(sum(SIZES[t][0] for t in row) > hall_width - 2 * MARGIN for row in rows):
-        raise ValueError("the demo booths do not fit in the hall")
-    plans: list[SlotPlan] = []
-    z_cursor = -hall_depth / 2 + MARGIN
-    for row_index, row in enumerate(rows):
-        row_depth = max(SIZES[t][1] for t in row)
-        x_cursor = -sum(SIZES[t][0] for t in row) / 2  # centre each row
-        for index, template in enumerate(row):
-            width, depth = SIZES[template]
-            plans.append(
-                SlotPlan(
-                    number=f"{chr(ord('A') + row_index)}{index + 1}",
-                    template=template,
-                    width=width,
-                    depth=depth,
-                    x=x_cursor + width / 2,
-                    z=z_cursor + depth / 2,
-                )
-            )
-            x_cursor += width
-        z_cursor += row_depth + AISLE
-    if z_cursor - AISLE > hall_depth / 2 - MARGIN:
-        raise ValueError("the demo booths do not fit in the hall")
-    return plans
-
 
 def _store(blobs: BlobStore, data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
@@ -122,7 +59,7 @@ def seed_demo(
     session: Session, blobs: BlobStore, password: str, *, now: datetime | None = None
 ) -> Expo:
     """Create the demo expo unless it exists; returns it either way."""
-    spec: dict[str, Any] = json.loads(DEFINITION.read_text(encoding="utf-8"))
+    spec = load_definition()
     existing = session.scalar(select(Expo).where(Expo.slug == spec["expo"]["slug"]))
     if existing is not None:
         return existing
@@ -142,7 +79,8 @@ def seed_demo(
     session.add(expo)
     session.flush()
     exhibitors = spec["exhibitors"]
-    plans = plan_slots([BoothTemplate(e["template"]) for e in exhibitors], hall.width, hall.depth)
+    # The same floor plan as `python -m scenes build-demo` (scenes.demo.demo_slots).
+    plans = demo_slots(spec)
     booths = [
         _seed_booth(session, blobs, hall, plan, e, password_hash)
         for plan, e in zip(plans, exhibitors, strict=True)
@@ -162,7 +100,7 @@ def publish_demo(session: Session, blobs: BlobStore) -> list[PublishResult]:
     Raises:
         PublishError, StorageError: see :func:`server.scenes.publish_hall`.
     """
-    slug = json.loads(DEFINITION.read_text(encoding="utf-8"))["expo"]["slug"]
+    slug = load_definition()["expo"]["slug"]
     expo = session.scalar(select(Expo).where(Expo.slug == slug))
     if expo is None:
         return []
@@ -208,7 +146,7 @@ def _seed_booth(
     session: Session,
     blobs: BlobStore,
     hall: Hall,
-    plan: SlotPlan,
+    plan: SlotSpec,
     spec: dict[str, Any],
     password_hash: str,
 ) -> Booth:
@@ -218,7 +156,7 @@ def _seed_booth(
     slot = BoothSlot(
         hall_id=hall.id,
         number=plan.number,
-        template=plan.template,
+        template=BoothTemplate(spec["template"]),
         width=plan.width,
         depth=plan.depth,
         x=plan.x,

@@ -50,6 +50,13 @@ def test_too_many_booths_for_the_hall_are_refused() -> None:
     assert caught.value.code == "hall_too_small"
 
 
+def test_a_booth_wider_than_a_narrow_hall_is_refused() -> None:
+    with pytest.raises(SceneError) as caught:
+        grid_slots([(6.0, 6.0)], 10.0, 100.0)
+    assert caught.value.code == "hall_too_small"
+    assert len(grid_slots([(6.0, 6.0)], 6.0 + 2 * MARGIN, 100.0)) == 1
+
+
 def test_a_hall_sized_for_a_hundred_booths_holds_them() -> None:
     sizes = [(3.0, 3.0), (6.0, 3.0), (6.0, 6.0)] * 34
     width, depth = hall_size_for(sizes)

@@ -16,6 +16,8 @@ from PIL import Image
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from scenes.layout import MARGIN
+from scenes.templates import NOMINAL_SIZES
 from server.api.routes.booths import footprint
 from server.auth import verify_password
 from server.db.models import (
@@ -24,7 +26,6 @@ from server.db.models import (
     Base,
     Booth,
     BoothSlot,
-    BoothTemplate,
     Expo,
     Guide,
     Hall,
@@ -36,7 +37,7 @@ from server.db.models import (
     User,
 )
 from server.db.session import build_engine, session_factory, transaction
-from server.demo import MARGIN, SIZES, plan_slots, seed_demo
+from server.demo import seed_demo
 from server.settings import DatabaseSettings
 from server.storage import IMMUTABLE, LocalBlobStore
 from tests.databases import sqlite_copy
@@ -183,7 +184,7 @@ def test_slot_footprints_lie_inside_the_hall_and_do_not_overlap(
     assert len({s.number for s in slots}) == len(slots)
     rects = []
     for slot in slots:
-        assert (slot.width, slot.depth) == SIZES[slot.template]
+        assert (slot.width, slot.depth) == NOMINAL_SIZES[slot.template.value]
         rect = footprint(slot.x, slot.z, slot.width, slot.depth, slot.rotation)
         assert -hall.width / 2 + MARGIN <= rect[0], slot.number
         assert rect[2] <= hall.width / 2 - MARGIN, slot.number
@@ -250,27 +251,6 @@ def test_each_tour_visits_booths_that_sell_its_theme(session: Session) -> None:
             booth = session.get_one(Booth, uuid.UUID(booth_id))
             categories = {p.category for p in booth.products}
             assert categories & themes[tour.language], (tour.title, booth.fascia_name)
-
-
-def test_plan_slots_fits_the_demo_hall_in_rows_from_the_back_wall() -> None:
-    templates = [BoothTemplate.corner, BoothTemplate.shell] * 5 + [BoothTemplate.island] * 2
-    plans = plan_slots(templates, 64, 44)
-    assert [p.template for p in plans] == templates
-    assert plans[0].number == "A1"
-    assert plans[0].z == pytest.approx(-44 / 2 + MARGIN + SIZES[BoothTemplate.corner][1] / 2)
-    assert len({p.number for p in plans}) == len(plans)
-    assert {p.number[0] for p in plans} >= {"A", "B"}, "long lists wrap into several rows"
-
-
-def test_plan_slots_refuses_booths_that_do_not_fit_a_tiny_hall() -> None:
-    with pytest.raises(ValueError, match="do not fit"):
-        plan_slots([BoothTemplate.island] * 20, 20, 20)
-
-
-def test_plan_slots_refuses_a_booth_wider_than_a_narrow_hall() -> None:
-    with pytest.raises(ValueError, match="do not fit"):
-        plan_slots([BoothTemplate.island], 10, 100)
-    assert len(plan_slots([BoothTemplate.island], 6 + 2 * MARGIN, 100)) == 1
 
 
 def test_the_seeded_organisations_are_the_booths_organisations(session: Session) -> None:
