@@ -265,10 +265,13 @@ def lod0_only(source: Path, outdir: Path) -> None:
 # --- the run ---
 
 
-def ensure_inputs(cache: Path) -> dict[str, Path]:
-    """Generate the inputs in a child process (numpy would grow this one) and return their paths."""
+def ensure_inputs(cache: Path, module: str = "bench._inputs") -> dict[str, Path]:
+    """Generate inputs in a child process (numpy would grow this one) and return their paths.
+
+    ``module`` prints one ``name<TAB>path`` line per input it made or found in ``cache``.
+    """
     listing = subprocess.run(
-        [sys.executable, "-m", "bench._inputs", str(cache)],
+        [sys.executable, "-m", module, str(cache)],
         cwd=ROOT,
         check=True,
         stdout=subprocess.PIPE,

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 if __package__ in (None, ""):  # `python bench/scenes.py`: import bench.* from the repository
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import ROOT, ToolFailed, glb_stats, run_once
+from bench.pipeline import ROOT, ToolFailed, ensure_inputs, glb_stats, run_once
 
 if TYPE_CHECKING:  # the child imports scenes (and numpy) itself; this process never does
     from scenes.build import PlacedBooth
@@ -310,18 +310,6 @@ class Run:
     load: str  # the load average when the run started
 
 
-def ensure_pool(cache: Path) -> dict[str, Path]:
-    """Convert the product pool in a child process (numpy would grow this one); its folders."""
-    listing = subprocess.run(
-        [sys.executable, "-m", "bench._scene_inputs", str(cache)],
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout
-    return {name: Path(path) for name, path in (line.split("\t") for line in listing.splitlines())}
-
-
 def run_child(pool: dict[str, Path], outdir: Path, args: argparse.Namespace, steps: bool) -> Run:
     """One child run into ``outdir`` (created)."""
     outdir.mkdir(parents=True)
@@ -497,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.products} products, best of {args.repeats}, one subprocess per run"
     )
     try:
-        pool = ensure_pool(args.cache)
+        pool = ensure_inputs(args.cache, "bench._scene_inputs")  # the converted product pool
         with tempfile.TemporaryDirectory(prefix="pavilion-bench-scenes-") as tmp:
             runs = [
                 run_child(pool, Path(tmp) / f"run-{i}", args, False) for i in range(args.repeats)
