@@ -32,6 +32,7 @@ from server.storage import IMMUTABLE, BlobStore
 from tests.server.test_scenes_publish import (  # noqa: F401 - the uploads fixture
     Env,
     RecordingStore,
+    SmallHall,
     Upload,
     local,
     make_hall,
@@ -78,6 +79,14 @@ def new_product(session: Session, booth_id: uuid.UUID, name: str) -> Product:
     return product
 
 
+def committed_hall(env: Env, pool: dict[str, Upload], counts: tuple[int, ...]) -> SmallHall:
+    """A small hall (see make_hall) committed, for code that uses its own sessions."""
+    with env.sessions() as session:
+        hall = make_hall(session, env.blobs, pool, counts)
+        session.commit()
+    return hall
+
+
 @pytest.fixture
 def processor(local: Env) -> tuple[Processor, Events]:  # noqa: F811
     events = Events()
@@ -102,9 +111,7 @@ def test_an_upload_is_processed_and_its_booth_republished_with_events(
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
     run, events = processor
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (1,))
-        session.commit()
+    hall = committed_hall(local, uploads, (1,))
     asset_id, job_id = submit(
         local.sessions, local.blobs, hall.booth_ids[0], uploads["portrait"].data
     )
@@ -140,9 +147,7 @@ def test_the_same_bytes_uploaded_twice_share_one_job_and_are_converted_once(
 ) -> None:
     store = RecordingStore(local.blobs)
     run = Processor(local.sessions, store, Events())
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0, 0))
-        session.commit()
+    hall = committed_hall(local, uploads, (0, 0))
     data = uploads["portrait"].data
     _, first = submit(local.sessions, local.blobs, hall.booth_ids[0], data)
     assert first is not None
@@ -168,9 +173,7 @@ def test_a_hostile_file_fails_its_job_with_the_pipelines_code_and_is_not_retried
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
     run, events = processor
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     bomb = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # a PNG signature and nothing a decoder can use
     asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], bomb)
     assert job_id is not None
@@ -197,9 +200,7 @@ def test_a_crashed_conversion_is_retried_with_backoff_then_fails_for_good(
 ) -> None:
     # 8 MiB of memory: the child cannot even start, a crash (retryable).
     run = Processor(local.sessions, local.blobs, Events(), SandboxLimits(memory_bytes=8 * 1024**2))
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     _, job_id = submit(
         local.sessions, local.blobs, hall.booth_ids[0], uploads["portrait"].data + b"x"
     )
@@ -228,9 +229,7 @@ def test_a_job_whose_worker_stopped_beating_is_queued_again(
     local: Env,  # noqa: F811
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     _, job_id = submit(
         local.sessions, local.blobs, hall.booth_ids[0], uploads["landscape"].data + b"y"
     )
@@ -253,9 +252,7 @@ def test_a_finished_job_delivered_twice_does_nothing_the_second_time(
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
     run, events = processor
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     _, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], uploads["landscape"].data)
     assert job_id is not None
     process_job(run, job_id)
@@ -282,9 +279,7 @@ def test_a_job_whose_publish_failed_publishes_the_booth_when_it_runs_again(
     store_outputs(local.blobs, upload.sha256, upload.files)
     failing = RecordingStore(local.blobs, fail_on=1)
     run = Processor(local.sessions, failing, Events())
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
     assert job_id is not None
     with pytest.raises(RetryLater):
@@ -309,9 +304,7 @@ def test_bytes_uploaded_while_their_job_publishes_are_made_ready_by_the_run_that
     store = RecordingStore(local.blobs)
     events = Events()
     run = Processor(local.sessions, store, events)
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0, 0))
-        session.commit()
+    hall = committed_hall(local, uploads, (0, 0))
     _, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
     assert job_id is not None
     late: list[tuple[uuid.UUID, uuid.UUID | None]] = []
@@ -338,9 +331,7 @@ def test_bytes_uploaded_again_after_their_job_failed_transiently_get_every_attem
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
     data = uploads["landscape"].data + b"z"
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     _, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], data)
     assert job_id is not None
     with local.sessions() as session:
@@ -372,9 +363,7 @@ def test_a_job_that_loses_a_publish_race_publishes_again_at_once(
     store_outputs(local.blobs, upload.sha256, upload.files)
     store = RecordingStore(local.blobs)
     run = Processor(local.sessions, store, Events())
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0, 0))
-        session.commit()
+    hall = committed_hall(local, uploads, (0, 0))
     asset_id, job_id = submit(local.sessions, local.blobs, hall.booth_ids[0], upload.data)
     assert job_id is not None
 
@@ -402,9 +391,7 @@ def test_the_same_bytes_uploaded_twice_at_once_join_one_job(
 ) -> None:
     # PostgreSQL: the second upload does not see the first one's uncommitted job, inserts its
     # own and waits for the first transaction; once that commits, the unique sha256 refuses it.
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0, 0))
-        session.commit()
+    hall = committed_hall(local, uploads, (0, 0))
     data = uploads["portrait"].data + b"at once"
     inserting = threading.Event()
     second: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from server.db.models import Booth, Job, JobState, Role
 from server.processing import accept_upload
 from server.settings import Settings
 from tests.factories import make_user
-from tests.server.test_processing import new_product, upload_asset
+from tests.server.test_processing import committed_hall, new_product, upload_asset
 from tests.server.test_scenes_publish import (  # noqa: F401 - the local and uploads fixtures
     Env,
     Upload,
@@ -55,9 +55,7 @@ def test_a_job_is_run_by_the_apps_queue_and_streamed_to_its_end(
     local: Env,  # noqa: F811
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     job_id = submit(local, hall.booth_ids[0], uploads["portrait"].data)
     stream = events(local.client, job_id, local.admin)
     states = [data["state"] for name, data in stream if name == "job"]
@@ -76,9 +74,7 @@ def test_a_failed_job_streams_its_code_and_stops(
     local: Env,  # noqa: F811
     uploads: dict[str, Upload],  # noqa: F811
 ) -> None:
-    with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
+    hall = committed_hall(local, uploads, (0,))
     job_id = submit(local, hall.booth_ids[0], b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     stream = events(local.client, job_id, local.admin)
     name, last = stream[-1]
@@ -93,9 +89,8 @@ def test_only_the_uploading_exhibitor_or_an_admin_may_follow_a_job(
 ) -> None:
     app: Any = local.client.app
     settings: Settings = app.state.settings
+    hall = committed_hall(local, uploads, (0,))
     with local.sessions() as session:
-        hall = make_hall(session, local.blobs, uploads, (0,))
-        session.commit()
         owner_org = session.get(Booth, hall.booth_ids[0]).organisation_id  # type: ignore[union-attr]
     job_id = submit(local, hall.booth_ids[0], uploads["landscape"].data + b"z")
     owner = make_user(local.sessions, settings, Role.exhibitor, owner_org)
