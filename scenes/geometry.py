@@ -66,7 +66,6 @@ class MeshBuilder:
         *,
         uv_scale: float | None = None,
         faces: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
-        uv_point: tuple[float, float] | None = None,
     ) -> None:
         """An axis-aligned box.
 
@@ -76,20 +75,14 @@ class MeshBuilder:
             size: full extent along x, y, z (each > 0).
             uv_scale: metres per UV unit (tiled textures); ``None`` maps each face to 0..1.
             faces: which faces to emit (+x, -x, +y, -y, +z, -z), e.g. no bottom on the floor.
-            uv_point: one UV for every corner: a texel of a palette texture (one material for
-                boxes of many colours, one draw call).
         """
-        rect = None if uv_point is None else (*uv_point, *uv_point)
         for face in faces:
             normal, u_axis, v_axis = (np.array(a, dtype=np.float64) for a in _FACES[face])
             half = np.array(size, dtype=np.float64) / 2
             origin = np.array(center, dtype=np.float64) + normal * half
             hu = float(np.abs(u_axis) @ half)
             hv = float(np.abs(v_axis) @ half)
-            if rect is None:
-                self._quad(material, origin, u_axis * hu, v_axis * hv, normal, uv_scale)
-            else:
-                self._quad(material, origin, u_axis * hu, v_axis * hv, normal, None, rect)
+            self._quad(material, origin, u_axis * hu, v_axis * hv, normal, uv_scale)
 
     def panel(
         self,
