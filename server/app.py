@@ -23,8 +23,10 @@ from server.api.routes import (
     jobs,
     organisations,
     products,
+    tickets,
     tours,
     uploads,
+    visits,
 )
 from server.api.schemas import ErrorResponse
 from server.background import start_background
@@ -32,6 +34,7 @@ from server.db.session import build_engine, session_factory
 from server.pubsub import build_pubsub
 from server.settings import Settings
 from server.storage import S3BlobStore, build_blob_store
+from server.tours.service import start_tours
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pubsub = build_pubsub(settings)
     background = await start_background(settings, app.state.sessions, blobs, app.state.pubsub)
     app.state.jobs = background.queue
+    tours = None
+    if settings.tours.enabled:
+        tours = await start_tours(settings, app.state.sessions, blobs, app.state.pubsub)
+        app.state.tours = tours
+        app.state.tours_public_url = tours.public_url
     logger.info(
         "pavilion ready: database=%s blobs=%s",
         engine.url.render_as_string(hide_password=True),
@@ -75,6 +83,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if tours is not None:
+            await tours.stop()
         await background.stop()
         app.state.pubsub.close()
         engine.dispose()
@@ -106,7 +116,18 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["Upload-Offset"],
         )
     app.include_router(health.router)
-    for module in (auth, organisations, expos, booths, products, tours, uploads, jobs):
+    for module in (
+        auth,
+        organisations,
+        expos,
+        booths,
+        products,
+        tours,
+        tickets,
+        uploads,
+        jobs,
+        visits,
+    ):
         app.include_router(module.router, prefix="/api")
     if settings.blobs.backend == "local":
         app.include_router(

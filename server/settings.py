@@ -94,6 +94,30 @@ class JobSettings(BaseModel):
     redis_heartbeat_seconds: int = Field(default=60, ge=5)
 
 
+class TourSettings(BaseModel):
+    """The tour websocket server (docs/protocol.md)."""
+
+    enabled: bool = True
+    # The websockets server listens here; None: the API's host and port + 1.
+    host: str | None = None
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # What browsers connect to (the ticket's `url`), e.g. wss://expo.example.com behind a proxy;
+    # None: ws://<host>:<port> as listened on.
+    public_url: str | None = None
+    # Exact Origin values allowed on the handshake; empty: the API's own origins + cors_origins.
+    origins: list[str] = []
+    hall_capacity: int = Field(default=2000, ge=1)
+    tick_hz: float = Field(default=15.0, gt=0, le=60)
+    send_buffer_bytes: int = Field(default=256 * 1024, ge=4096)
+    ping_interval: float = Field(default=20.0, gt=0)
+    ping_timeout: float = Field(default=20.0, gt=0)
+    hello_seconds: float = Field(default=10.0, gt=0)
+    resume_seconds: float = Field(default=30.0, gt=0)
+    ticket_seconds: float = Field(default=30.0, gt=0, le=300)
+    # How often a live hall re-reads its schedule of tours and its manifest.
+    refresh_seconds: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PAVILION_",
@@ -117,6 +141,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
     jobs: JobSettings = JobSettings()
+    tours: TourSettings = TourSettings()
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from tests.redis_server import redis_server
 from tests.services import S3Service, seaweedfs
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+# Every app a test starts (in process or as a subprocess) gets its tour server on a free port.
+os.environ.setdefault("PAVILION_TOURS__PORT", "0")
 
 
 @pytest.fixture(scope="session")

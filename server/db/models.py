@@ -391,3 +391,34 @@ class UploadSession(IdMixin, Base):
     asset_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("product_assets.id", ondelete="SET NULL")
     )
+
+
+class VisitKind(enum.StrEnum):
+    enter = "enter"  # a visitor stepped into a booth
+    leave = "leave"  # ... and out again, after dwell_seconds
+    hotspot = "hotspot"  # opened a product's hotspot (product_id)
+    tour = "tour"  # a guided tour stopped at the booth for dwell_seconds (tour_id)
+
+
+class VisitEvent(IdMixin, Base):
+    """One thing a visitor did at a booth, recorded by the tour server for booth analytics.
+
+    ``product_id`` and ``tour_id`` have no foreign key: a product or tour deleted later keeps
+    its history. ``subject`` is a user id or a guest's ``guest:<uuid>``.
+    """
+
+    __tablename__ = "visit_events"
+    hall_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("halls.id", ondelete="CASCADE"), index=True
+    )
+    booth_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("booths.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[uuid.UUID | None] = mapped_column()
+    tour_id: Mapped[uuid.UUID | None] = mapped_column()
+    subject: Mapped[str] = mapped_column(String(64))
+    guest: Mapped[bool] = mapped_column(default=False)
+    kind: Mapped[VisitKind] = mapped_column(_enum(VisitKind))
+    at: Mapped[datetime] = mapped_column(index=True)
+    # Seconds spent: set on leave (in the booth) and tour (the stop).
+    dwell_seconds: Mapped[float | None] = mapped_column(Float)

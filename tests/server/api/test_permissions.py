@@ -47,6 +47,7 @@ ENDPOINTS = [
     _e("POST", "/api/expos/{expo}/halls"),
     _e("PATCH", "/api/halls/{hall}"),
     _e("DELETE", "/api/halls/{hall}"),
+    _e("POST", "/api/halls/{hall}/tickets", "any"),
     _e("POST", "/api/halls/{hall}/publish"),
     _e("POST", "/api/halls/{hall}/slots"),
     _e("PATCH", "/api/slots/{slot}"),
@@ -77,6 +78,7 @@ ADMIN_READS = [
     _e("GET", "/api/users"),
     _e("GET", "/api/auth/me", "any"),
     _e("GET", "/api/uploads/{upload}", "owner"),
+    _e("GET", "/api/booths/{booth}/visits", "owner"),
 ]
 _DECLARATION = {
     "kind": "model",
