@@ -452,20 +452,14 @@ class HallRoom:
         return actions
 
     def _frames(self) -> Frames:
-        clients: list[tuple[int, int | None]] = []
-        for member in self.members.values():
-            if member.conn is not None:
-                tour = self.tours.get(member.tour or "")
-                clients.append((member.id, tour.guide if tour is not None else None))
-        if not clients:
+        if not self.by_conn:
             return []
+        members, tours = self.members, self.tours
+        conn_of = {avatar: conn for conn, avatar in self.by_conn.items()}
+        guide_of = {tour.id: tour.guide for tour in tours.values()}
+        clients = [(a, guide_of.get(members[a].tour or "")) for a in conn_of]
         planned = plan_frames(self.poses, self.ticks, clients, self.options.aoi)
-        frames: Frames = []
-        members = self.members
-        for frame, recipients in planned:
-            conns = [c for a in recipients if (c := members[a].conn) is not None]
-            frames.append((frame, conns))
-        return frames
+        return [(frame, [conn_of[a] for a in recipients]) for frame, recipients in planned]
 
     def _visits(self, now: float) -> list[Action]:
         booths = self.info.booths

@@ -142,6 +142,7 @@ async def start_tours(
         ping_timeout=tours.ping_timeout,
         hello_seconds=tours.hello_seconds,
         refresh_seconds=tours.refresh_seconds,
+        reuse_port=bool(settings.redis_url) and port != 0,
         room=RoomOptions(capacity=tours.hall_capacity, resume_seconds=tours.resume_seconds),
     )
 

@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 _PATH = re.compile(r"^/ws/halls/([0-9a-fA-F-]{36})/?$")
 IDLE_HALL_SECONDS = 60.0
 HEARTBEAT_SECONDS = 2.0
+SWEEP_SECONDS = 0.25  # how often slow clients are looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,9 @@ class ShellOptions:
     ping_timeout: float = 20.0
     hello_seconds: float = 10.0
     refresh_seconds: float = 30.0
+    # Several processes on one port (``serve --workers N`` with Redis): the kernel spreads the
+    # connections and the Redis bus joins their halls.
+    reuse_port: bool = False
     room: RoomOptions = field(default_factory=RoomOptions)
 
 
@@ -147,10 +151,19 @@ class TourServer:
             ping_interval=opts.ping_interval,
             ping_timeout=opts.ping_timeout,
             close_timeout=2,
+            reuse_port=opts.reuse_port,
         )
+        self.spawn(self._sweeper())
         logger.info("tour server listening on %s:%s", opts.host, self.port)
 
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self.sweep_slow()
+
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for hall in list(self.halls.values()):
             await hall.stop()
         if self._server is not None:
@@ -264,19 +277,22 @@ class TourServer:
     # -- sending -----------------------------------------------------------------------------
 
     def send(self, conns: Iterable[ConnId], data: str | bytes) -> None:
-        """Write ``data`` to ``conns`` without waiting; close those that stopped reading."""
-        limit = self.options.send_buffer_bytes
-        targets: list[ServerConnection] = []
-        for conn in conns:
-            connection = self.connections.get(conn)
-            if connection is None:
-                continue
-            if connection.transport.get_write_buffer_size() > limit:
-                self._close_slow(conn, connection)
-                continue
-            targets.append(connection)
+        """Write ``data`` to ``conns`` without waiting (``sweep_slow`` closes those not reading)."""
+        connections = self.connections
+        targets = [c for conn in conns if (c := connections.get(conn)) is not None]
         if targets:
             broadcast(targets, data)
+
+    def sweep_slow(self) -> None:
+        """Close every connection with more than ``send_buffer_bytes`` unsent (4008 ``slow``).
+
+        Run a few times a second: between two sweeps a client can fall behind by a few frames
+        at most, so the bound holds within a few KB.
+        """
+        limit = self.options.send_buffer_bytes
+        for conn, connection in list(self.connections.items()):
+            if connection.transport.get_write_buffer_size() > limit:
+                self._close_slow(conn, connection)
 
     def _close_slow(self, conn: ConnId, connection: ServerConnection) -> None:
         self.connections.pop(conn, None)
