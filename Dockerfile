@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
-# The Pavilion API image: `docker build -t pavilion:0.1.0 .` (docker-compose.yml does this).
+# The Pavilion API image: `docker build -t pavilion:0.1.0 .` (the last stage, the default), and
+# the reverse proxy's: `docker build --target proxy -t pavilion-proxy:0.1.0 .`.
+# docker-compose.yml builds both.
 #
 # The base is pinned by tag. To pin it by digest as well, resolve the tag on a machine that can
 # reach the registry and append the digest, keeping the tag for people to read:
@@ -25,6 +27,30 @@ COPY . .
 # not keep while empty): the runtime stage copies both from here, so make sure they exist.
 RUN pip install --no-deps . && mkdir -p web/dist assets
 
+# The reverse proxy (docs/operations.md, "The reverse proxy"): Debian bookworm's nginx 1.22, the
+# very package the topology test runs (tests/topology/), with the built web client. The base is
+# the app's pinned image (python:*-slim-bookworm is debian:bookworm-slim plus Python, which the
+# healthcheck uses): one base to pin and patch. The configuration (deploy/nginx.conf and the
+# compose companions in deploy/compose/) is mounted by docker-compose.yml, not built in.
+FROM ${PYTHON_IMAGE} AS proxy
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/web/dist /srv/proxy/web
+# Without the web client the proxy has nothing to serve: refuse to build rather than ship 404s.
+RUN test -f /srv/proxy/web/index.html \
+    || { echo "web/dist/index.html is missing: run 'make web' before building" >&2; exit 1; } \
+ && mkdir /srv/proxy/run \
+ && chown www-data:www-data /srv/proxy/run
+# Unprivileged from the start: it listens on 8080 and writes only under run/.
+USER www-data
+WORKDIR /srv/proxy
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/', timeout=4)"]
+CMD ["nginx", "-p", "/srv/proxy/", "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"]
+
+# The API image (the default target).
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from server import metrics
 from server.api import blobs as blob_routes
 from server.api.errors import install_error_handlers
 from server.api.limits import BodyLimitMiddleware
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=_ERRORS,  # type: ignore[arg-type]
     )
     app.state.settings = settings
+    metrics.configure_logging(metrics.ObservabilitySettings().log_format)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["Upload-Offset"],
         )
     app.include_router(health.router)
+    app.include_router(metrics.router)  # internal: the reverse proxy does not route /metrics
     for module in (
         auth,
         organisations,

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.sandbox import SandboxError, SandboxLimits, convert_in_sandbox
+from server import metrics
 from server.db.models import AssetStatus, Booth, Job, JobState, ProductAsset, utcnow
 from server.errors import BlobNotFound, Conflict, StorageError
 from server.jobs import RetryLater
@@ -164,6 +165,7 @@ def process_job(processor: Processor, job_id: uuid.UUID) -> None:
         session.commit()
         sha, attempt = job.sha256, job.attempts
     processor.publish(job_topic(job_id), {"type": "job.progress", "step": "starting", "percent": 0})
+    started = time.perf_counter()
     try:
         with _heartbeat(processor, job_id):
             _run(processor, job_id, sha)
@@ -173,6 +175,8 @@ def process_job(processor: Processor, job_id: uuid.UUID) -> None:
         _fail_or_retry(processor, job_id, "storage_unavailable", str(exc), attempt, retryable=True)
     except Conflict as exc:  # another publish of the hall won the race: publish again
         _fail_or_retry(processor, job_id, exc.code, exc.message, attempt, retryable=True)
+    finally:
+        metrics.JOB_SECONDS.observe(time.perf_counter() - started)
 
 
 def _run(processor: Processor, job_id: uuid.UUID, sha: str) -> None:
@@ -294,6 +298,7 @@ def _fail_or_retry(
     retryable: bool,
 ) -> None:
     if retryable and attempt < MAX_ATTEMPTS:
+        metrics.JOB_RETRIES.labels(code=code).inc()
         delay = BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)]
         logger.warning(
             "job %s attempt %d: %s (%s); retrying in %.0f s", job_id, attempt, code, message, delay
@@ -316,6 +321,7 @@ def _fail_or_retry(
         )
         raise RetryLater(delay, f"{code}: {message}")
     logger.info("job %s failed: %s: %s", job_id, code, message)
+    metrics.JOB_FAILURES.labels(code=code).inc()
     with processor.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:

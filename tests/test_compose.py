@@ -8,7 +8,9 @@ never skip.
 
 Compose interpolates ``${VAR}`` before it validates, so the file is validated both as written and
 after interpolation with a sample environment, using the subset of Compose's interpolation rules
-implemented below.
+implemented in tests/topology/compose.py. The topology test (tests/topology/) runs the services
+of this file as local processes with their commands and environments read from it; the tests at
+the end check that the two stay one topology.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,26 @@ import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
 
+from server.metrics import ObservabilitySettings
 from server.settings import Settings
+from server.tours.service import tours_address
+from tests.topology.compose import (
+    COMPOSE_FILE,
+    MissingVariablesError,
+    dependencies_of,
+    environment_of,
+    resolve,
+)
+from tests.topology.proxy import (
+    COMPOSE_LISTEN,
+    COMPOSE_UPSTREAMS,
+    CONTAINER_PREFIX,
+    NGINX_CONF,
+    nginx_args,
+)
+from tests.topology.stack import ADDRESS_VARIABLES, ALL_INTERFACES, SERVICES, loopback_command
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
@@ -51,76 +69,13 @@ SAMPLE_ENV = {
 
 SECRET_LIKE = re.compile(r"SECRET|PASSWORD|ACCESS_KEY|_KEY$")
 REQUIRED_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}")
-# Compose's forms: $$, $NAME, ${NAME}, ${NAME:-x}, ${NAME-x}, ${NAME:?x}, ${NAME?x}, ${NAME:+x}...
-INTERPOLATION = re.compile(
-    r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<invalid>))"
-)
 ONE_SHOT_CONDITION = "service_completed_successfully"
 WAIT_CONDITIONS = {"service_healthy", ONE_SHOT_CONDITION}
-
-
-class MissingVariablesError(Exception):
-    def __init__(self, missing: dict[str, str]) -> None:
-        super().__init__(", ".join(f"{name}: {message}" for name, message in missing.items()))
-        self.missing = missing
-
-
-def interpolate(node: Any, env: Mapping[str, str], missing: dict[str, str]) -> Any:
-    """Substitute variables the way Compose does, recording required ones that are unset."""
-    if isinstance(node, dict):
-        return {key: interpolate(value, env, missing) for key, value in node.items()}
-    if isinstance(node, list):
-        return [interpolate(value, env, missing) for value in node]
-    if not isinstance(node, str):
-        return node
-
-    def substitute(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        if match["invalid"] is not None:
-            raise ValueError(f"invalid interpolation in {node!r}")
-        name = match["braced"] or match["named"]
-        op, arg = match["op"], match["arg"] or ""
-        value = env.get(name)
-        empty = not value
-        if op in (":-", "-"):
-            return arg if (empty if op == ":-" else value is None) else str(value)
-        if op in (":?", "?"):
-            if empty if op == ":?" else value is None:
-                missing[name] = arg
-                return ""
-            return str(value)
-        if op in (":+", "+"):
-            return "" if (empty if op == ":+" else value is None) else arg
-        return value or ""
-
-    return INTERPOLATION.sub(substitute, node)
-
-
-def resolve(document: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    missing: dict[str, str] = {}
-    resolved: dict[str, Any] = interpolate(document, env, missing)
-    if missing:
-        raise MissingVariablesError(missing)
-    return resolved
-
-
-def environment_of(service: Mapping[str, Any]) -> dict[str, str | None]:
-    env = service.get("environment") or {}
-    if isinstance(env, dict):
-        return {key: None if value is None else str(value) for key, value in env.items()}
-    pairs = (item.split("=", 1) for item in env)
-    return {pair[0]: pair[1] if len(pair) == 2 else None for pair in pairs}
-
-
-def dependencies_of(service: Mapping[str, Any]) -> dict[str, Any]:
-    depends_on = service.get("depends_on") or {}
-    if isinstance(depends_on, list):
-        return {name: None for name in depends_on}
-    return dict(depends_on)
+# Read by the app's processes beside Settings (server/metrics.py) and by uvicorn.
+OBSERVABILITY_VARIABLES = {
+    f"PAVILION_{name.upper()}" for name in ObservabilitySettings.model_fields
+}
+UVICORN_VARIABLES = {"FORWARDED_ALLOW_IPS"}
 
 
 def image_tag(reference: str) -> str | None:
@@ -244,7 +199,15 @@ def test_the_schema_check_rejects_a_misspelt_condition_and_an_unknown_key(
 def test_the_production_topology_has_the_expected_services(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(services) == {"api", "worker", "postgres", "redis", "seaweedfs", "seaweedfs-init"}
+    assert set(services) == {
+        "proxy",
+        "api",
+        "worker",
+        "postgres",
+        "redis",
+        "seaweedfs",
+        "seaweedfs-init",
+    }
 
 
 def test_every_image_is_pinned_to_a_versioned_tag(
@@ -260,13 +223,17 @@ def test_every_image_is_pinned_to_a_versioned_tag(
         assert re.search(r"\d", tag), f"{name}: {written} has no version in its tag"
 
 
-def test_the_api_and_the_bucket_step_run_the_image_built_from_the_dockerfile(
+def test_the_app_services_and_the_proxy_run_images_built_from_the_dockerfile(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("api", "seaweedfs-init"):
+    for name in ("api", "seaweedfs-init", "proxy"):
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
     assert services["api"]["image"] == services["seaweedfs-init"]["image"]
+    assert services["api"]["image"] == services["worker"]["image"]
+    assert services["proxy"]["build"]["target"] == "proxy"
+    stages = [arg.split()[-1] for op, arg in dockerfile_instructions() if op == "FROM"]
+    assert "proxy" in stages[:-1], "the API image must stay the Dockerfile's last stage"
 
 
 def test_every_dependency_waits_for_health_or_completion(
@@ -363,12 +330,18 @@ def test_every_required_variable_is_documented_in_the_operations_guide(
     assert sorted(name for name in required if f"`{name}`" not in guide) == []
 
 
-def test_the_api_environment_names_only_settings_the_app_knows(
+def test_the_app_environments_name_only_settings_the_app_knows(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    names = environment_of(services["api"])
-    assert all(name.startswith("PAVILION_") for name in names), sorted(names)
-    assert sorted(name for name in names if setting_for(name) is None) == []
+    for service in ("api", "worker", "seaweedfs-init"):
+        names = set(environment_of(services[service])) - UVICORN_VARIABLES
+        assert all(name.startswith("PAVILION_") for name in names), sorted(names)
+        unknown = [
+            name
+            for name in names
+            if setting_for(name) is None and name not in OBSERVABILITY_VARIABLES
+        ]
+        assert sorted(unknown) == [], service
 
 
 def test_the_settings_lookup_refuses_unknown_names() -> None:
@@ -391,6 +364,8 @@ def test_the_api_environment_builds_valid_production_settings(
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.environment == "production"
+    assert settings.tours.public_url == "same-origin"
+    assert ObservabilitySettings().log_format == "json"
     assert settings.database.url.startswith("postgresql+psycopg://pavilion:")
     assert settings.blobs.backend == "s3"
     assert settings.blobs.s3_endpoint_url == "http://seaweedfs:8333"
@@ -436,11 +411,139 @@ def test_the_api_migrates_then_serves_on_all_interfaces(
     ]
 
 
-def test_only_the_api_publishes_a_port_and_it_is_8000(
+def test_only_the_proxy_publishes_a_port_and_it_is_the_one_nginx_listens_on(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert sorted(name for name, service in services.items() if service.get("ports")) == ["api"]
-    assert [str(port).rsplit(":", 1)[-1] for port in services["api"]["ports"]] == ["8000"]
+    assert sorted(name for name, service in services.items() if service.get("ports")) == ["proxy"]
+    [published] = services["proxy"]["ports"]
+    assert COMPOSE_LISTEN.read_text().split("\n")[-2] == f"listen {published.rsplit(':', 1)[-1]};"
+
+
+def test_the_api_runs_as_replicas_behind_the_proxy_with_tour_urls_on_its_origin(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    api = services["api"]
+    assert api["deploy"]["replicas"] >= 2
+    assert "container_name" not in api  # replicas need generated names
+    env = environment_of(api)
+    assert env["PAVILION_TOURS__HOST"] == ALL_INTERFACES
+    assert env["PAVILION_TOURS__PUBLIC_URL"] == "same-origin"
+    # uvicorn believes X-Forwarded-Proto only from these peers: the proxy is not on loopback.
+    assert env["FORWARDED_ALLOW_IPS"] == "*"
+    assert set(services["proxy"]["networks"]) <= set(api["networks"])
+    assert dependencies_of(services["proxy"]) == {
+        "api": {"condition": "service_healthy", "restart": True}
+    }
+
+
+def _upstream_servers(text: str) -> dict[str, list[str]]:
+    blocks = re.findall(r"upstream\s+(\w+)\s*\{([^}]*)\}", text)
+    return {name: re.findall(r"^\s*server\s+(\S+)", body, re.M) for name, body in blocks}
+
+
+def test_the_proxy_sends_api_and_tour_traffic_to_the_ports_the_api_listens_on(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("PAVILION_"):
+            monkeypatch.delenv(name)
+    for name, value in environment_of(services["api"]).items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings()
+    # `serve --host 0.0.0.0` and no PAVILION_PORT: the API on settings.port, tours on + 1.
+    tours_host, tours_port = tours_address(settings)
+    upstreams = _upstream_servers(COMPOSE_UPSTREAMS.read_text())
+    assert upstreams == {
+        "pavilion_api": [f"api:{settings.port}"],
+        "pavilion_tours": [f"api:{tours_port}"],
+    }
+    assert tours_host == ALL_INTERFACES
+    assert sorted(str(port) for port in services["api"]["expose"]) == sorted(
+        [str(settings.port), str(tours_port)]
+    )
+    shipped = NGINX_CONF.read_text()
+    assert "proxy_pass http://pavilion_api;" in shipped
+    assert "proxy_pass http://pavilion_tours;" in shipped
+
+
+def _location(config: str, prefix: str) -> str:
+    match = re.search(rf"location\s+{re.escape(prefix)}\s*\{{([^}}]*)\}}", config)
+    assert match is not None, prefix
+    return match.group(1)
+
+
+def _seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60}
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)?", value).groups()  # type: ignore[union-attr]
+    return int(number) * units[unit or "s"]
+
+
+def test_the_proxy_upgrades_tour_websockets_and_outlasts_the_ping(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    tours = _location(NGINX_CONF.read_text(), "/ws/")
+    assert "proxy_set_header Upgrade $http_upgrade;" in tours
+    assert "proxy_set_header Connection $connection_upgrade;" in tours
+    assert "proxy_http_version 1.1;" in tours
+    timeouts = dict(re.findall(r"(proxy_(?:read|send)_timeout)\s+(\w+);", tours))
+    settings = Settings()
+    quiet = settings.tours.ping_interval + settings.tours.ping_timeout
+    assert _seconds(timeouts["proxy_read_timeout"]) > quiet
+    assert _seconds(timeouts["proxy_send_timeout"]) > quiet
+
+
+def test_the_proxy_routes_the_api_but_never_the_metrics() -> None:
+    config = NGINX_CONF.read_text()
+    routed = re.findall(r"location\s+(=\s+)?(\S+)\s*\{", config)
+    assert sorted(path for _, path in routed) == ["/", "/api/", "/blobs/", "/health", "/ws/"]
+    assert "proxy_pass" not in _location(config, "/")
+
+
+def test_the_proxy_runs_the_configuration_the_topology_test_runs(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    files = {name: (ROOT / config["file"]).resolve() for name, config in compose["configs"].items()}
+    mounted = {mount["target"]: files[mount["source"]] for mount in services["proxy"]["configs"]}
+    assert mounted == {
+        f"{CONTAINER_PREFIX}nginx.conf": NGINX_CONF,
+        f"{CONTAINER_PREFIX}upstreams.conf": COMPOSE_UPSTREAMS,
+        f"{CONTAINER_PREFIX}listen.conf": COMPOSE_LISTEN,
+    }
+    command = [*nginx_args(Path(CONTAINER_PREFIX.rstrip("/")))[1:], "-g", "daemon off;"]
+    assert services["proxy"]["command"] == ["nginx", *command]
+    dockerfile_commands = [json.loads(arg) for op, arg in dockerfile_instructions() if op == "CMD"]
+    assert services["proxy"]["command"] in dockerfile_commands
+
+
+def test_the_topology_test_runs_every_compose_service_and_replaces_only_addresses(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert set(SERVICES) == set(services)
+    app_env = {
+        name: value
+        for service in ("api", "worker", "seaweedfs-init")
+        for name, value in environment_of(services[service]).items()
+    }
+    assert set(app_env) >= ADDRESS_VARIABLES
+    for name in ADDRESS_VARIABLES:
+        value = str(app_env[name])
+        host = re.sub(r"^\w[\w+]*://([^@/]*@)?", "", value).split("/")[0].split(":")[0]
+        # a container's name, all interfaces, or the worker's fixed metrics port
+        assert host in services or host == ALL_INTERFACES or value.isdigit(), (name, value)
+    for name in ("api", "worker"):
+        command = services[name]["command"]
+        changed = [part for part in loopback_command(command) if part not in command]
+        assert len(changed) == (1 if name == "api" else 0), command
+
+
+def test_the_worker_serves_its_metrics_on_the_backend_network_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    worker = services["worker"]
+    env = environment_of(worker)
+    assert [str(port) for port in worker["expose"]] == [env["PAVILION_METRICS_PORT"]]
+    assert "ports" not in worker
+    assert worker["networks"] == ["backend"]
 
 
 def test_redis_never_evicts_and_keeps_an_append_only_file(

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from saq import Job, Worker
 from saq.types import Context
 
+from server import metrics
 from server.jobs.queue import JobHandler, JobQueueUnavailable, RetryLater, check_request
 from server.jobs.saq_redis import SweptRedisQueue, redis_client
 
@@ -317,6 +318,7 @@ async def run_worker(
         dequeue_timeout=opts.dequeue_timeout_seconds,
         shutdown_grace_period_s=opts.stop_timeout_seconds,
     )
+    metrics.setup_worker_process()
     quiet = _DropRetryTracebacks()
     logging.getLogger("saq").addFilter(quiet)
     await broker.queue.connect()

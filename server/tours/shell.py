@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
+from server import metrics
 from server.tours import protocol
 from server.tours.actions import (
     Action,
@@ -182,6 +183,10 @@ class TourServer:
     # -- one connection ----------------------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
+        with metrics.TOUR_CONNECTIONS.track_inprogress():
+            await self._serve(connection)
+
+    async def _serve(self, connection: ServerConnection) -> None:
         path = connection.request.path if connection.request else ""
         match = _PATH.match(path.split("?", 1)[0])
         assert match is not None  # _check_path refused every other path
@@ -297,7 +302,7 @@ class TourServer:
     def _close_slow(self, conn: ConnId, connection: ServerConnection) -> None:
         self.connections.pop(conn, None)
         self.slow_closed += 1
-        logger.info("closing slow connection %s", conn)
+        logger.info("closing slow connection %s", conn, extra={"conn_id": conn})
         # The close frame sits behind the unread data; close_timeout then aborts the transport.
         self.spawn(connection.close(protocol.CLOSE_SLOW, "slow"))
 
@@ -406,6 +411,7 @@ class HallRuntime:
             frames, actions = self.room.tick(now)
             for frame, conns in frames:
                 self.server.send(conns, frame)
+            metrics.TOUR_FRAME_BYTES.inc(sum(len(frame) * len(conns) for frame, conns in frames))
             self.apply(actions)
             if self.bus.distributed:
                 if not self.bus.connected:
@@ -416,7 +422,9 @@ class HallRuntime:
                     beat = self.room.heartbeat(now)
                     self.apply(beat)
                     self.bus.save_tours(self.hall_id, _owned(beat))
-            self.tick_seconds.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.tick_seconds.append(elapsed)
+            metrics.TOUR_TICK_SECONDS.observe(elapsed)
             if len(self.tick_seconds) > 1000:
                 del self.tick_seconds[:500]
             if self.room.members:
@@ -437,7 +445,9 @@ class HallRuntime:
         try:
             data = await asyncio.to_thread(self.server.backend.load, self.hall_id)
         except Exception:  # a process boundary: log, keep the old data, retry next time
-            logger.exception("could not refresh hall %s", self.hall_id)
+            logger.exception(
+                "could not refresh hall %s", self.hall_id, extra={"hall_id": self.hall_id}
+            )
             return
         if data is not None:
             self.room.set_info(data.info)

@@ -2,7 +2,9 @@
 
 The tour server runs on its own port (docs/protocol.md "Why the endpoint has its own port"); the
 app sets ``app.state.tours_public_url`` (e.g. ``ws://127.0.0.1:8001``) when it starts it, and the
-ticket response tells the client the hall's websocket URL under it.
+ticket response tells the client the hall's websocket URL under it. Behind the reverse proxy
+(``tours.public_url = "same-origin"``) that URL is the origin the request came to, with ``ws`` or
+``wss`` for its scheme: the proxy routes ``/ws/`` to the tour ports (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ class TicketResponse(BaseModel):
     expires_at: datetime
 
 
-def get_tours_url(request: Request) -> str:
+SAME_ORIGIN = "same-origin"
+
+
+def get_tours_url(request: Request, settings: SettingsDep) -> str:
     """The tour server's public base URL, without a trailing slash.
+
+    With ``tours.public_url = "same-origin"`` it is the request's own origin: ``wss`` when the
+    request came over https (uvicorn's ``proxy_headers`` take the scheme from the proxy's
+    ``X-Forwarded-Proto``), else ``ws``, and the request's ``Host``.
 
     Raises:
         ServiceUnavailable: ``tours_unavailable`` when the app runs no tour server.
@@ -38,6 +47,9 @@ def get_tours_url(request: Request) -> str:
     url: str | None = getattr(request.app.state, "tours_public_url", None)
     if not url:
         raise ServiceUnavailable("the tour server is not running", code="tours_unavailable")
+    if settings.tours.public_url == SAME_ORIGIN:
+        scheme = "wss" if request.url.scheme == "https" else "ws"
+        return f"{scheme}://{request.url.netloc}"
     return url.rstrip("/")
 
 

@@ -38,7 +38,9 @@ class DemoApp:
 
 def _run(args: list[str], env: dict[str, str], log: Path) -> None:
     with log.open("ab") as out:
-        done = subprocess.run(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(
+            args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{log.read_text()[-4000:]}")
 
