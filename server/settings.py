@@ -116,6 +116,8 @@ class TourSettings(BaseModel):
     ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     # How often a live hall re-reads its schedule of tours and its manifest.
     refresh_seconds: float = Field(default=30.0, gt=0)
+    # gc.freeze() the start-up objects (shorter full collections during ticks).
+    gc_freeze: bool = True
 
 
 class Settings(BaseSettings):

@@ -30,6 +30,8 @@ from tests.services import S3Service, seaweedfs
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 # Every app a test starts (in process or as a subprocess) gets its tour server on a free port.
 os.environ.setdefault("PAVILION_TOURS__PORT", "0")
+# Hundreds of apps start in one test process: freezing each one's objects would pile them up.
+os.environ.setdefault("PAVILION_TOURS__GC_FREEZE", "false")
 
 
 @pytest.fixture(scope="session")
