@@ -1,4 +1,6 @@
-// The expo browser: pick an expo, filter its booths by country and category, open a booth.
+// The expo browser: pick an expo, filter its booths by country and category, open a booth;
+// and the routes of the 3D hall (#/hall/<id>) and the exhibitor portal (#/portal), each loaded
+// on demand (they bring three.js).
 import "./style.css";
 import { ApiError, get } from "./api.js";
 import { countryName, flag, h, price } from "./dom.js";
@@ -76,7 +78,8 @@ async function expoPage(expoId, params) {
     );
   show(
     h("section", { class: "expo" }, h("h1", {}, expo.name), h("p", {}, expo.description), h("p", { class: "dates" }, `${expo.starts_on ?? ""} – ${expo.ends_on ?? ""}`)),
-    h("p", { class: "halls" }, halls.items.map((hall) => h("span", { class: "hall" }, `${hall.name} · ${hall.width}×${hall.depth} m`))),
+    h("p", { class: "halls" }, halls.items.map((hall) =>
+      h("a", { class: "hall", href: `#/hall/${hall.id}`, dataset: { hall: hall.id }, title: "Walk the hall in 3D" }, `${hall.name} · ${hall.width}×${hall.depth} m · enter in 3D`))),
     h(
       "form",
       { class: "filters", onsubmit: onFilter },
@@ -107,7 +110,7 @@ async function boothPage(boothId) {
   const [booth, products] = await Promise.all([get(`/api/booths/${boothId}`), get(`/api/booths/${boothId}/products`, { limit: 200 })]);
   const hall = await get(`/api/halls/${booth.hall_id}`);
   show(
-    h("p", {}, h("a", { href: `#/expo/${hall.expo_id}` }, "← All booths")),
+    h("p", {}, h("a", { href: `#/expo/${hall.expo_id}` }, "← All booths"), " · ", h("a", { href: `#/hall/${hall.id}?booth=${booth.id}` }, "See it in the 3D hall")),
     h("section", { class: "booth-head", style: `--primary:${booth.primary_color};--accent:${booth.accent_color}` },
       booth.logo_url ? h("img", { src: booth.logo_url, alt: "" }) : null,
       h("div", {}, h("h1", {}, booth.fascia_name), h("p", {}, `${booth.organisation.name} · ${flag(booth.organisation.country)} ${countryName(booth.organisation.country, state.lang)} · ${booth.template} booth ${booth.slot_number}`), h("p", {}, booth.tagline)),
@@ -116,15 +119,43 @@ async function boothPage(boothId) {
   );
 }
 
+// The current page's teardown (the hall frees its WebGL context and closes its live layer).
+let leave = null;
+let routing = 0;
+
+async function hallRoute(hallId, params, token) {
+  document.body.classList.add("hall-mode");
+  const { hallPage } = await import("./hall/page.js");
+  if (token !== routing) return;
+  const teardown = await hallPage(app, hallId, { lang: state.lang, params });
+  // The visitor may have left while the hall was loading.
+  if (token === routing) leave = teardown;
+  else teardown();
+}
+
+async function portalRoute(token) {
+  const { openPortal } = await import("./portal/index.js");
+  if (token !== routing) return;
+  const portal = openPortal(app);
+  leave = () => portal?.dispose?.();
+}
+
 async function route() {
+  const token = ++routing;
+  leave?.();
+  leave = null;
+  document.body.classList.remove("hall-mode");
+  delete document.body.dataset.ready;
   const [path, query] = window.location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query ?? "");
   const parts = (path || "/").split("/").filter(Boolean);
   try {
     if (parts[0] === "expo" && parts[1]) await expoPage(parts[1], params);
     else if (parts[0] === "booth" && parts[1]) await boothPage(parts[1]);
+    else if (parts[0] === "hall" && parts[1]) await hallRoute(parts[1], params, token);
+    else if (parts[0] === "portal") await portalRoute(token);
     else await expoList();
-    document.body.dataset.ready = "true";
+    if (token === routing) document.body.dataset.ready = "true";
   } catch (error) {
     showError(error);
   }
