@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.sandbox import SandboxError, SandboxLimits, convert_in_sandbox
 from server import metrics
 from server.db.models import AssetStatus, Booth, Job, JobState, ProductAsset, utcnow
-from server.errors import BlobNotFound, Conflict, StorageError
+from server.errors import BlobNotFound, Conflict, ExpoError, StorageError
 from server.jobs import RetryLater
 from server.scenes import PublishError, has_outputs, publish_booth, store_outputs
 from server.storage.base import BlobStore
@@ -243,6 +243,20 @@ def _mark_ready(processor: Processor, sha: str) -> list[uuid.UUID]:
                 asset.status, asset.error_code = AssetStatus.ready, None
         session.commit()
     return booths
+
+
+def republish_booth(
+    sessions: sessionmaker[Session], blobs: BlobStore, publish: Publish, booth_id: uuid.UUID
+) -> None:
+    """Rebuild a booth whose branding changed, publish its hall and announce ``booth.updated``.
+
+    Run after the change is committed (a background task of the PATCH); failures are logged,
+    never raised: the next publish of the hall picks the change up anyway.
+    """
+    try:
+        _publish_booth(Processor(sessions, blobs, publish), booth_id)
+    except (ExpoError, SandboxError) as exc:
+        logger.warning("booth %s not republished after its change: %s", booth_id, exc)
 
 
 def _publish_booth(processor: Processor, booth_id: uuid.UUID) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -732,3 +733,52 @@ def test_publish_demo_does_nothing_before_the_demo_is_seeded(
             assert publish_demo(session, LocalBlobStore(tmp_path / "blobs")) == []
     finally:
         engine.dispose()
+
+
+def test_a_branding_change_republishes_the_booth_and_tells_the_halls_visitors(
+    local: Env, uploads: dict[str, Upload], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = _hall(local, uploads, (1, 1))
+    booth_id = small.booth_ids[0]
+    published: list[tuple[str, dict[str, Any]]] = []
+    pubsub = local.client.app.state.pubsub  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        pubsub, "publish", lambda topic, message: published.append((topic, message))
+    )
+    # Before the hall's first publish a change waits for the organiser's publish.
+    patched = local.client.patch(
+        f"/api/booths/{booth_id}", json={"tagline": "Early"}, headers=local.admin
+    )
+    assert patched.status_code == 200, patched.text
+    assert published == []
+    assert local.client.post(f"/api/halls/{small.hall_id}/publish", headers=local.admin).is_success
+    assert published[-1] == (
+        f"hall:{small.hall_id}",
+        {
+            "type": "booth.updated",
+            "hall_id": str(small.hall_id),
+            "booth_id": None,
+            "manifest_version": 1,
+        },
+    )
+    before = _manifest(local, small.hall_id)
+    patched = local.client.patch(
+        f"/api/booths/{booth_id}", json={"fascia_name": "Altai Gold"}, headers=local.admin
+    )
+    assert patched.status_code == 200, patched.text
+    deadline = time.monotonic() + 10  # the republish runs after the response
+    while _booth(after := _manifest(local, small.hall_id), booth_id)["name"] != "Altai Gold":
+        assert time.monotonic() < deadline, "the booth was not republished"
+        time.sleep(0.05)
+    assert _booth(after, booth_id)["lods"] != _booth(before, booth_id)["lods"]
+    other = small.booth_ids[1]
+    assert _booth(after, other)["lods"] == _booth(before, other)["lods"]  # only that booth rebuilt
+    assert published[-1] == (
+        f"hall:{small.hall_id}",
+        {
+            "type": "booth.updated",
+            "hall_id": str(small.hall_id),
+            "booth_id": str(booth_id),
+            "manifest_version": 2,
+        },
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -43,11 +43,13 @@ from server.db.models import (
     BoothSlot,
     Expo,
     Hall,
+    HallManifest,
     Organisation,
     Product,
     ProductAsset,
 )
 from server.errors import Conflict, Invalid
+from server.processing import republish_booth
 from server.storage.base import BlobStore
 
 router = APIRouter(tags=["booths"])
@@ -277,13 +279,24 @@ def get_booth(booth_id: uuid.UUID, session: SessionDep, blobs: BlobsDep) -> Boot
 
 @router.patch("/booths/{booth_id}", response_model=BoothPublic)
 def update_booth(
-    booth_id: uuid.UUID, body: BoothUpdate, principal: CurrentUser, session: SessionDep
+    booth_id: uuid.UUID,
+    body: BoothUpdate,
+    principal: CurrentUser,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> BoothPublic:
-    """Change a booth's branding: its exhibitor or an admin."""
+    """Change a booth's branding: its exhibitor or an admin; a published hall shows it soon after."""
     booth = get_or_404(session, Booth, booth_id, "booth")
     check_booth_owner(principal, booth)
     apply_changes(booth, body)
     session.flush()
+    if session.get(HallManifest, booth.hall_id) is not None:
+        # After the commit and the response: rebuild this booth, publish, tell the hall's visitors.
+        state = request.app.state
+        background.add_task(
+            republish_booth, state.sessions, state.blobs, state.pubsub.publish, booth.id
+        )
     return booth_public(booth, len(booth.products))
 
 

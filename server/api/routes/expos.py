@@ -23,6 +23,7 @@ from server.api.schemas import (
 )
 from server.db.models import Expo, Hall
 from server.errors import Conflict, Invalid
+from server.processing import hall_topic
 
 router = APIRouter(tags=["expos"])
 
@@ -179,9 +180,14 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 @router.post("/halls/{hall_id}/publish", response_model=PublishPublic, responses=_UNAVAILABLE)
 def publish_hall(
-    hall_id: uuid.UUID, _admin: AdminUser, session: SessionDep, blobs: BlobsDep
+    hall_id: uuid.UUID, _admin: AdminUser, session: SessionDep, blobs: BlobsDep, request: Request
 ) -> PublishPublic:
     """Build the booths that changed and publish a new manifest version (admins only)."""
     result = scenes.publish_hall(session, blobs, hall_id)
     session.commit()  # the flip is durable before the answer says it happened
+    # Visitors in the hall reload its manifest (booth_id null: any booth may have changed).
+    message = {"type": "booth.updated", "hall_id": str(hall_id), "booth_id": None}
+    request.app.state.pubsub.publish(
+        hall_topic(hall_id), {**message, "manifest_version": result.version}
+    )
     return PublishPublic.model_validate(result, from_attributes=True)
