@@ -68,7 +68,7 @@ export function brandingPanel(initial, ctx) {
     field("Fascia name", "fascia_name", h("input", { type: "text", value: booth.fascia_name, maxlength: 80, required: true })),
     field("Tagline", "tagline", h("input", { type: "text", value: booth.tagline, maxlength: 200 })),
     h("div", { class: "portal-actions" }, h("button", { type: "submit" }, "Save booth")),
-    h("p", { class: "portal-hint" }, "Changes reach the hall the next time it is published: after your next upload is processed, or when the organiser publishes."),
+    h("p", { class: "portal-hint" }, "Saved changes reach the open hall within seconds (once the organiser has published the hall)."),
     statusLine(),
   );
   markStyle(cards, booth.primary_color, booth.accent_color);
