@@ -115,16 +115,17 @@ def test_a_job_that_fails_for_good_counts_its_code_and_its_duration(
 ) -> None:
     state: Any = client.app.state  # type: ignore[attr-defined]
     processor = Processor(sessions, state.blobs, lambda topic, message: None, SandboxLimits())
-    job_id = add_job(sessions, JobState.queued)  # no asset holds its bytes: upload_missing
+    # Scraped before the job exists: the app's own reaper may pick a queued job up as well.
     before = scrape(client)
+    job_id = add_job(sessions, JobState.queued)  # no asset holds its bytes: upload_missing
     process_job(processor, job_id)
     after = scrape(client)
     failures = "pavilion_job_failures_total"
-    assert value(after, failures, code="upload_missing") == (
+    assert value(after, failures, code="upload_missing") >= (
         value(before, failures, code="upload_missing") + 1
     )
     durations = "pavilion_job_duration_seconds_count"
-    assert value(after, durations) == value(before, durations) + 1
+    assert value(after, durations) >= value(before, durations) + 1
 
 
 @sqlite_app
