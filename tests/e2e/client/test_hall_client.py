@@ -383,10 +383,10 @@ def test_an_emulated_headset_enters_vr_renders_and_teleports_with_a_controller(
                     c.quaternion.set({-math.sin(math.radians(15))}, 0, 0, {math.cos(math.radians(15))});
                     c.updateButtonValue('trigger', 1); }}"""
     )
-    page.wait_for_function("() => window.pavilion.view.xr.arc.visible", timeout=5000)
+    page.wait_for_function("() => window.pavilion.view.xr.arc.visible", timeout=20_000)
     page.evaluate("() => window.__xr.controllers.right.updateButtonValue('trigger', 0)")
     page.wait_for_function(
-        "(z) => window.pavilion.view.rig.position.z < z - 1", arg=before[2], timeout=5000
+        "(z) => window.pavilion.view.rig.position.z < z - 1", arg=before[2], timeout=20_000
     )
     after = rig(page)
     target = page.evaluate("() => window.pavilion.view.xr.lastTarget")
@@ -402,7 +402,7 @@ def test_an_emulated_headset_enters_vr_renders_and_teleports_with_a_controller(
     page.wait_for_function(
         "(y) => Math.abs(window.pavilion.view.rig.rotation.y - (y - Math.PI / 6)) < 1e-6",
         arg=yaw,
-        timeout=5000,
+        timeout=20_000,
     )
     assert log.errors == []
 
